@@ -1,0 +1,9 @@
+"""Flax NNX image classifiers of the study, built by name through one registry."""
+
+from jax_models import lenet  # noqa: F401  (registers its models)
+from jax_models.complexity import complexity, count_params, forward_flops
+from jax_models.registry import create, names, register
+
+MODELS: tuple[str, ...] = names()
+
+__all__ = ["MODELS", "complexity", "count_params", "create", "forward_flops", "register"]

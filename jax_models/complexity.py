@@ -1,0 +1,35 @@
+"""Parameter count and forward FLOPs per image, read from XLA's cost analysis of the model."""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jax_models.registry import create
+
+
+def count_params(model: nnx.Module) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def forward_flops(model: nnx.Module, input_shape: tuple[int, int, int]) -> int:
+    """FLOPs of one eval-mode forward pass on a single image (a multiply-add counts as two)."""
+    graphdef, state = nnx.split(model)
+
+    def forward(state: nnx.State, x: jax.Array) -> jax.Array:
+        module = nnx.merge(graphdef, state)
+        module.eval()
+        return module(x)
+
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    cost = jax.jit(forward).lower(state, x).compile().cost_analysis()
+    if isinstance(cost, list):  # older jax returned one dict per device
+        cost = cost[0]
+    return int(cost["flops"])
+
+
+def complexity(
+    name: str, input_shape: tuple[int, int, int], num_classes: int = 10
+) -> dict[str, int]:
+    """{"params", "flops"} for registered model `name` at `input_shape` (H, W, C)."""
+    model = create(name, num_classes=num_classes, input_shape=input_shape)
+    return {"params": count_params(model), "flops": forward_flops(model, input_shape)}
