@@ -1,0 +1,25 @@
+"""Default CNN run: LeNet-5 on MNIST with the study's recipe (inputs / 255, Adam 1e-3, CE)."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.task = "classification"
+    config.model = "lenet5"
+    config.dataset = "mnist"
+    # `{data_dir}/{dataset}/` holds the publishers' files; without them tfds is used.
+    config.data_dir = "data"
+    config.data_source = "auto"  # auto | files | tfds
+    config.tfds_data_dir = ""  # empty: tfds's own default directory
+    config.validation_fraction = 0.1
+    config.max_train_examples = 0  # 0: the whole training split
+    config.num_epochs = 5
+    config.batch_size = 128
+    config.eval_batch_size = 1000
+    config.learning_rate = 1e-3
+    config.seed = 0
+    config.log_every_steps = 20
+    # Multi-host: every process runs the same command; see README "Scaling out".
+    config.distributed = False
+    return config

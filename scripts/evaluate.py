@@ -1,0 +1,59 @@
+"""Recomputes a run's test figures from its checkpoint, with the same config and workdir.
+
+`python -m scripts.evaluate --config=configs/default.py --workdir=DIR` restores the best
+checkpoint that `scripts.train` kept and checks the figures against its results file.
+"""
+
+import json
+from pathlib import Path
+
+from absl import flags
+from ml_collections import config_flags
+
+from scripts.cli import run_main
+from trainers.errors import UserError
+from trainers.train import Run, run_prefix, test_metrics
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "The workdir a scripts.train run wrote.")
+config_flags.DEFINE_config_file("config", None, "The config of that run.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+COMPARED = ("test_loss", "test_accuracy", "precision", "recall", "f1")
+
+
+def evaluate(config, workdir: str) -> dict:
+    """Test metrics of the best checkpoint in `workdir`, as `train_and_evaluate` reported them."""
+    path = Path(workdir).expanduser().absolute()
+    checkpoints = path / f"{run_prefix(config)}_model"
+    if not checkpoints.is_dir():
+        raise UserError(
+            f"No checkpoint directory {checkpoints}; train first with "
+            f"python -m scripts.train --config=... --workdir={workdir}."
+        )
+    run = Run(config, path)
+    try:
+        return test_metrics(run)
+    finally:
+        run.checkpointer.close()
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    metrics = evaluate(FLAGS.config, FLAGS.workdir)
+    results_path = Path(FLAGS.workdir) / f"{run_prefix(FLAGS.config)}_results.json"
+    recorded = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    print(f"best epoch {metrics['best_epoch']}")
+    for key in COMPARED:
+        note = ""
+        if key in recorded:
+            note = (
+                "  (matches results file)"
+                if recorded[key] == metrics[key]
+                else (f"  (results file says {recorded[key]:.6f})")
+            )
+        print(f"{key:>14}: {metrics[key]:.6f}{note}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,31 @@
+"""Trains one model: `python -m scripts.train --config=configs/default.py --workdir=DIR`."""
+
+import jax
+from absl import flags, logging
+from ml_collections import config_flags
+
+from scripts.cli import run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, results and figures.")
+config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv  # run_main rejects positional arguments
+    config = FLAGS.config
+    if config.get("distributed", False):
+        jax.distributed.initialize()
+    logging.info(
+        "JAX process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
+    )
+    if config.get("task", "classification") == "seq2seq":
+        from trainers.seq2seq_train import train_and_evaluate
+    else:
+        from trainers.train import train_and_evaluate
+    train_and_evaluate(config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    run_main(main)

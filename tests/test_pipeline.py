@@ -1,0 +1,293 @@
+"""End-to-end tests of the CNN pipeline on tiny generated data: train, evaluate, resume."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from flax import nnx
+
+import jax_models
+from configs import default
+from scripts.evaluate import evaluate
+from tests.fake_data import write_cifar_dataset, write_idx_dataset
+from trainers import train as train_lib
+from trainers.errors import UserError
+from trainers.train import train_and_evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class TinyBatchNormDropout(nnx.Module):
+    """Conv, BatchNorm and dropout: the state a resumed run must restore exactly."""
+
+    def __init__(self, *, num_classes: int, input_shape: tuple[int, int, int], rngs: nnx.Rngs):
+        self.conv = nnx.Conv(input_shape[-1], 4, (3, 3), strides=(2, 2), rngs=rngs)
+        self.norm = nnx.BatchNorm(4, rngs=rngs)
+        self.dropout = nnx.Dropout(0.3, rngs=rngs)
+        features = 4 * -(-input_shape[0] // 2) * -(-input_shape[1] // 2)
+        self.head = nnx.Linear(features, num_classes, rngs=rngs)
+
+    def __call__(self, x):
+        x = self.dropout(nnx.relu(self.norm(self.conv(x))))
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+jax_models.register("tiny_bn_dropout")(TinyBatchNormDropout)
+
+
+def tiny_config(data_dir: Path, **overrides):
+    config = default.get_config()
+    config.data_dir = str(data_dir)
+    config.data_source = "files"
+    config.num_epochs = 1
+    config.batch_size = 16
+    config.eval_batch_size = 32
+    config.log_every_steps = 4
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_idx_dataset(root, "mnist")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory) -> tuple[Path, dict]:
+    workdir = tmp_path_factory.mktemp("run")
+    config = tiny_config(data_root, num_epochs=3)
+    return workdir, train_and_evaluate(config, str(workdir))
+
+
+def test_train_writes_results_checkpoint_and_curves(trained):
+    workdir, results = trained
+    prefix = "lenet5_mnist"
+    on_disk = json.loads((workdir / f"{prefix}_results.json").read_text())
+    assert on_disk == json.loads(json.dumps(results))
+    assert (workdir / f"{prefix}_curves.png").stat().st_size > 1000
+    assert (workdir / f"{prefix}_model").is_dir()
+    for key in ("test_loss", "test_accuracy", "precision", "recall", "f1", "images_per_s"):
+        assert np.isfinite(results[key]), key
+    assert set(results["weighted"]) == {"precision", "recall", "f1"}
+    assert set(results["per_class"]) == {"names", "precision", "recall", "f1", "support"}
+    confusion = np.asarray(results["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 60
+    assert results["per_class"]["support"] == confusion.sum(axis=1).tolist()
+    assert np.isclose(results["test_accuracy"], np.trace(confusion) / 60)
+    history = results["history"]
+    assert all(len(history[key]) == 3 for key in train_lib.HISTORY_KEYS)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert results["params"] == 61706 and results["flops"] > 0
+    assert results["config"]["model"] == "lenet5"
+    assert results["environment"]["device_count"] >= 1
+
+
+def test_evaluate_reproduces_train_figures_exactly(trained, data_root):
+    workdir, results = trained
+    metrics = evaluate(tiny_config(data_root, num_epochs=3), str(workdir))
+    for key in ("test_loss", "test_accuracy", "precision", "recall", "f1", "confusion_matrix"):
+        assert metrics[key] == results[key], key
+
+
+def test_tfds_source_under_mock_data(tmp_path):
+    config = tiny_config(tmp_path / "no_files", data_source="tfds", dataset="cifar10")
+    with tfds.testing.mock_data(num_examples=48):
+        results = train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["dataset"] == "cifar10"
+    assert results["params"] == jax_models.complexity("lenet5", (32, 32, 3))["params"]
+    assert (tmp_path / "run" / "lenet5_cifar10_results.json").is_file()
+
+
+def test_auto_source_prefers_files(tmp_path):
+    written = write_idx_dataset(tmp_path, "fashion_mnist", gz=False)
+    info, splits = train_lib.load_dataset("fashion_mnist", str(tmp_path), "auto")
+    assert info.num_classes == 10
+    np.testing.assert_array_equal(splits["test"].images, written["test"][0])
+    np.testing.assert_array_equal(splits["train"].labels, written["train"][1])
+
+
+@pytest.mark.parametrize("extracted", [False, True])
+def test_cifar_files_round_trip(tmp_path, extracted):
+    written = write_cifar_dataset(tmp_path, extracted=extracted)
+    _, splits = train_lib.load_dataset("cifar10", str(tmp_path), "files")
+    np.testing.assert_array_equal(splits["train"].images, written["train"][0])
+    np.testing.assert_array_equal(splits["test"].labels, written["test"][1])
+    assert splits["train"].images.shape == (200, 32, 32, 3)
+
+
+def strip_timing(results: dict) -> dict:
+    """Everything a resumed run must reproduce: all but wall-clock figures."""
+    timing = {"epoch_time_s", "train_time_s", "images_per_s", "compile_s"}
+    stripped = {k: v for k, v in results.items() if k not in timing}
+    stripped["history"] = {k: v for k, v in results["history"].items() if k not in timing}
+    return stripped
+
+
+def test_killed_run_resumes_to_the_same_results(data_root, tmp_path, monkeypatch):
+    config = tiny_config(data_root, model="tiny_bn_dropout", num_epochs=3)
+    uninterrupted = train_and_evaluate(config, str(tmp_path / "a"))
+
+    real_train_epoch = train_lib.train_epoch
+
+    def killed_in_epoch_two(run, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_train_epoch(run, epoch)
+
+    monkeypatch.setattr(train_lib, "train_epoch", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(config, str(tmp_path / "b"))
+    assert sorted(p.name for p in (tmp_path / "b" / "tiny_bn_dropout_mnist_model").iterdir()) == [
+        "1"
+    ]
+    monkeypatch.setattr(train_lib, "train_epoch", real_train_epoch)
+    resumed = train_and_evaluate(config, str(tmp_path / "b"))
+    assert strip_timing(resumed) == strip_timing(uninterrupted)
+
+
+def test_same_seed_same_results_other_seed_differs(data_root, tmp_path, trained):
+    _, first = trained
+    again = train_and_evaluate(tiny_config(data_root, num_epochs=3), str(tmp_path / "same"))
+    assert strip_timing(again) == strip_timing(first)
+    other = train_and_evaluate(tiny_config(data_root, num_epochs=3, seed=1), str(tmp_path / "o"))
+    assert other["history"]["train_loss"] != first["history"]["train_loss"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data_root, tmp_path):
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(tiny_config(data_root), workdir)
+    diverging = tiny_config(data_root, num_epochs=2, learning_rate=1e30)
+    with pytest.raises(UserError, match=r"diverged in epoch 2.*last good checkpoint \(epoch 1\)"):
+        train_and_evaluate(diverging, workdir)
+    assert [p.name for p in (tmp_path / "run" / "lenet5_mnist_model").iterdir()] == ["1"]
+
+
+def corrupt(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "train-images-idx3-ubyte").unlink(), r"No mnist files in .*expected"),
+        (lambda d: corrupt(d / "train-images-idx3-ubyte", b"\0\0\x08\x01" + bytes(12)), "magic"),
+        (
+            lambda d: corrupt(
+                d / "t10k-labels-idx1-ubyte",
+                (d / "t10k-labels-idx1-ubyte").read_bytes()[:-5],
+            ),
+            "truncated or corrupt",
+        ),
+        (
+            lambda d: corrupt(d / "train-labels-idx1-ubyte", b"\0\0\x08\x01\0\0\0\x01" + b"\x63"),
+            "240 train images but 1 labels",
+        ),
+    ],
+)
+def test_bad_idx_files(tmp_path, damage, message):
+    write_idx_dataset(tmp_path, "mnist", gz=False)
+    damage(tmp_path / "mnist")
+    with pytest.raises(UserError, match=message):
+        train_lib.load_dataset("mnist", str(tmp_path), "files")
+
+
+def test_bad_cifar_files(tmp_path):
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10" / "cifar-10-python.tar.gz").write_bytes(b"not a tar archive")
+    with pytest.raises(UserError, match="not a readable tar archive"):
+        train_lib.load_dataset("cifar10", str(tmp_path), "files")
+    write_cifar_dataset(tmp_path, extracted=True)
+    batch = tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(pickle.dumps({b"pixels": []}))
+    with pytest.raises(UserError, match=r"test_batch is not a CIFAR-10 python batch"):
+        train_lib.load_dataset("cifar10", str(tmp_path), "files")
+
+
+def test_tfds_failure_names_dataset_directory_files_and_reason(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to reach the download server")
+
+    monkeypatch.setattr(tfds, "data_source", offline)
+    with pytest.raises(UserError) as error:
+        train_lib.load_dataset("mnist", str(tmp_path), "auto")
+    text = str(error.value)
+    assert "mnist" in text and str(tmp_path / "mnist") in text
+    assert "train-images-idx3-ubyte" in text and "Failed to reach the download server" in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model": "lenet6"}, "Unknown model 'lenet6'; choose one of: .*lenet5"),
+        ({"dataset": "svhn"}, "Unknown dataset 'svhn'; choose one of: mnist, fashion_mnist"),
+        ({"batch_size": 1000}, "batch_size 1000 is larger than the 216 training examples"),
+        ({"data_source": "web"}, "Unknown data_source 'web'"),
+    ],
+)
+def test_bad_config_values(data_root, tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        train_and_evaluate(tiny_config(data_root, **overrides), str(tmp_path))
+
+
+def test_workdir_that_cannot_be_written(data_root, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="Cannot write to workdir .*choose a writable --workdir"):
+        train_and_evaluate(tiny_config(data_root), str(blocker / "run"))
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+    result = run_cli(
+        "scripts.train",
+        "--config=configs/default.py",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.data_dir={tmp_path}",
+        "--config.data_source=files",
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: No mnist files in")
+
+
+def test_cli_on_two_fake_devices_then_evaluate(data_root, tmp_path):
+    flags = [
+        "--config=configs/default.py",
+        f"--workdir={tmp_path}",
+        f"--config.data_dir={data_root}",
+        "--config.num_epochs=1",
+        "--config.batch_size=16",
+        "--config.eval_batch_size=25",
+    ]
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    trained = run_cli("scripts.train", *flags, env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "epoch 1/1" in trained.stderr
+    results = json.loads((tmp_path / "lenet5_mnist_results.json").read_text())
+    assert results["environment"]["device_count"] == 2
+    assert np.asarray(results["confusion_matrix"]).sum() == 60
+    evaluated = run_cli("scripts.evaluate", *flags, env=env)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert evaluated.stdout.count("(matches results file)") == 5
+
+    odd_batch = run_cli("scripts.train", *flags, "--config.batch_size=15", env=env)
+    assert odd_batch.returncode == 2
+    assert "must be a positive multiple of the 2 devices" in odd_batch.stderr

@@ -1,0 +1,275 @@
+"""Image datasets as uint8 arrays: the publishers' original files, or tfds as a fallback.
+
+Every split is small enough to keep whole on the device, so loading returns plain NumPy
+arrays (NHWC uint8 images, int32 labels) and the trainer does the rest inside jit.
+"""
+
+import gzip
+import pickle
+import struct
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainers.errors import UserError
+
+DATA_SOURCES = ("auto", "files", "tfds")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo("mnist", (28, 28, 1), tuple(str(d) for d in range(10))),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist",
+        (28, 28, 1),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        (32, 32, 3),
+        (
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise UserError(f"Unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
+_CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+def expected_files(name: str) -> list[str]:
+    """The file names `files` mode looks for, as the publishers distribute them."""
+    if name == "cifar10":
+        return [_CIFAR_ARCHIVE, f"{_CIFAR_DIR}/"]
+    return [f"{stem}[.gz]" for pair in _IDX_FILES.values() for stem in pair]
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _files_present(name: str, directory: Path) -> bool:
+    if name == "cifar10":
+        return (directory / _CIFAR_ARCHIVE).is_file() or (directory / _CIFAR_DIR).is_dir()
+    stems = [stem for pair in _IDX_FILES.values() for stem in pair]
+    return all(_find_idx(directory, stem) is not None for stem in stems)
+
+
+def read_idx(path: Path, expected_magic: int) -> np.ndarray:
+    """Reads one IDX file (gzipped or not) and checks its magic number and sizes."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:
+        raise UserError(f"Cannot read {path} ({error}); download the file again.") from error
+    if len(data) < 8:
+        raise UserError(f"{path} is truncated (only {len(data)} bytes); download it again.")
+    magic, count = struct.unpack(">II", data[:8])
+    if magic != expected_magic:
+        raise UserError(
+            f"{path} is not an IDX {'image' if expected_magic == 2051 else 'label'} file "
+            f"(magic number {magic}, expected {expected_magic}); check the file names."
+        )
+    dims = [count]
+    header = 8
+    if expected_magic == 2051:
+        if len(data) < 16:
+            raise UserError(f"{path} is truncated inside its header; download it again.")
+        dims += list(struct.unpack(">II", data[8:16]))
+        header = 16
+    expected_bytes = header + int(np.prod(dims))
+    if len(data) != expected_bytes:
+        raise UserError(
+            f"{path} has {len(data)} bytes but its header promises {expected_bytes}; "
+            "the file is truncated or corrupt, download it again."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_idx_split(directory: Path, split: str, info: DatasetInfo) -> Split:
+    image_stem, label_stem = _IDX_FILES[split]
+    images = read_idx(_find_idx(directory, image_stem), 2051)
+    labels = read_idx(_find_idx(directory, label_stem), 2049)
+    if images.shape[1:] != info.image_shape[:2]:
+        raise UserError(
+            f"Images in {directory} are {images.shape[1]}x{images.shape[2]}, but {info.name} "
+            f"images are {info.image_shape[0]}x{info.image_shape[1]}; check --config.dataset."
+        )
+    if len(images) != len(labels):
+        raise UserError(
+            f"{directory} holds {len(images)} {split} images but {len(labels)} labels; "
+            "one of the files is from another dataset or truncated."
+        )
+    return _checked_split(images[..., None], labels, info, directory)
+
+
+def _checked_split(images: np.ndarray, labels: np.ndarray, info: DatasetInfo, where) -> Split:
+    if labels.size and labels.max() >= info.num_classes:
+        raise UserError(
+            f"Labels in {where} go up to {labels.max()}, but {info.name} has "
+            f"{info.num_classes} classes; the files are corrupt or from another dataset."
+        )
+    return Split(np.ascontiguousarray(images, dtype=np.uint8), labels.astype(np.int32))
+
+
+def _read_cifar_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        batch = pickle.loads(raw, encoding="bytes")
+        data, labels = batch[b"data"], batch[b"labels"]
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        raise UserError(
+            f"{where} is not a CIFAR-10 python batch (no b'data'/b'labels' pickle: "
+            f"{type(error).__name__}); download cifar-10-python.tar.gz again."
+        ) from error
+    data = np.asarray(data, dtype=np.uint8)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise UserError(
+            f"{where} holds data of shape {data.shape} with {len(labels)} labels, expected "
+            "(N, 3072) with N labels; download cifar-10-python.tar.gz again."
+        )
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(labels)
+
+
+def _load_cifar(directory: Path, info: DatasetInfo) -> dict[str, Split]:
+    raw: dict[str, bytes] = {}
+    wanted = {name for names in _CIFAR_BATCHES.values() for name in names}
+    extracted = directory / _CIFAR_DIR
+    if extracted.is_dir():
+        for name in wanted:
+            if (extracted / name).is_file():
+                raw[name] = (extracted / name).read_bytes()
+        source = str(extracted)
+    else:
+        source = str(directory / _CIFAR_ARCHIVE)
+        try:
+            with tarfile.open(source, "r:*") as archive:
+                for member in archive.getmembers():
+                    name = Path(member.name).name
+                    if member.isfile() and name in wanted:
+                        raw[name] = archive.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as error:
+            raise UserError(
+                f"{source} is not a readable tar archive ({error}); download it again."
+            ) from error
+    missing = sorted(wanted - raw.keys())
+    if missing:
+        raise UserError(
+            f"{source} lacks {', '.join(missing)}; it is incomplete, download "
+            "cifar-10-python.tar.gz again."
+        )
+    splits = {}
+    for split, names in _CIFAR_BATCHES.items():
+        parts = [_read_cifar_batch(raw[name], f"{source}/{name}") for name in names]
+        images = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        splits[split] = _checked_split(images, labels, info, source)
+    return splits
+
+
+def load_from_files(info: DatasetInfo, directory: Path) -> dict[str, Split]:
+    if info.name == "cifar10":
+        return _load_cifar(directory, info)
+    return {split: _load_idx_split(directory, split, info) for split in _IDX_FILES}
+
+
+def load_from_tfds(info: DatasetInfo, tfds_data_dir: str | None) -> dict[str, Split]:
+    """Reads both splits with `tfds.data_source` (array_record; no TensorFlow needed)."""
+    import tensorflow_datasets as tfds
+
+    splits = {}
+    for split in ("train", "test"):
+        source = tfds.data_source(info.name, split=split, data_dir=tfds_data_dir or None)
+        examples = [source[i] for i in range(len(source))]
+        images = np.stack([np.asarray(e["image"]) for e in examples])
+        labels = np.asarray([e["label"] for e in examples])
+        splits[split] = _checked_split(images, labels, info, f"tfds {info.name}")
+    return splits
+
+
+def load_dataset(
+    name: str, data_dir: str, source: str = "auto", tfds_data_dir: str | None = None
+) -> tuple[DatasetInfo, dict[str, Split]]:
+    """Loads the train and test splits of `name` from `{data_dir}/{name}/` or tfds."""
+    info = dataset_info(name)
+    if source not in DATA_SOURCES:
+        raise UserError(
+            f"Unknown data_source {source!r}; choose one of: {', '.join(DATA_SOURCES)}."
+        )
+    directory = Path(data_dir).expanduser() / name
+    if source == "files" or (source == "auto" and _files_present(name, directory)):
+        if not _files_present(name, directory):
+            raise UserError(
+                f"No {name} files in {directory}: expected {', '.join(expected_files(name))}; "
+                "put the publisher's files there or use --config.data_source=tfds."
+            )
+        return info, load_from_files(info, directory)
+    try:
+        return info, load_from_tfds(info, tfds_data_dir)
+    except Exception as error:  # tfds raises many types: offline, missing builder, bad dir
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        files = (
+            ""
+            if source == "tfds"
+            else f"no files in {directory} ({', '.join(expected_files(name))}) and "
+        )
+        raise UserError(
+            f"Could not load {name}: {files}tfds could not serve it ({reason}); put the "
+            f"publisher's files in {directory} or run online so tfds can download them."
+        ) from error

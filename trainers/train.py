@@ -1,0 +1,406 @@
+"""Trains and evaluates one image classifier of the study; the library's one entry point.
+
+The data lives on the device as uint8 for the whole run: each step gathers its batch by
+index inside jit, scales it by 1/255 and shards it over the `data` axis of a mesh of every
+device, so the same code runs on one CPU, several devices or several hosts.
+"""
+
+import json
+import math
+import os
+import platform
+import time
+from functools import partial
+from pathlib import Path
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+import jax_models
+from trainers.checkpoint import Checkpointer
+from trainers.data import DatasetInfo, Split, load_dataset
+from trainers.errors import UserError
+from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
+from trainers.plots import plot_curves
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
+
+
+def run_prefix(config: ml_collections.ConfigDict) -> str:
+    return f"{config.model}_{config.dataset}"
+
+
+def make_mesh() -> Mesh:
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def put_replicated(array: np.ndarray, mesh: Mesh) -> jax.Array:
+    """Places a host array on every device (works across hosts too)."""
+    return jax.make_array_from_callback(
+        array.shape, NamedSharding(mesh, P()), lambda index: array[index]
+    )
+
+
+def to_host(value: jax.Array) -> np.ndarray:
+    """Reads a replicated result, which every process holds a full copy of."""
+    return np.asarray(value.addressable_data(0))
+
+
+def split_train_validation(
+    train: Split, fraction: float, max_examples: int, seed: int
+) -> tuple[Split, Split]:
+    """Holds out a seeded random `fraction` of the training split for validation."""
+    if not 0.0 < fraction < 1.0:
+        raise UserError(
+            f"validation_fraction must lie strictly between 0 and 1, got {fraction}; "
+            "set --config.validation_fraction=0.1 for example."
+        )
+    order = np.random.default_rng(seed).permutation(len(train))
+    num_validation = max(1, round(len(train) * fraction))
+    train_index, validation_index = order[num_validation:], order[:num_validation]
+    if max_examples > 0:
+        train_index = train_index[:max_examples]
+    return (
+        Split(train.images[train_index], train.labels[train_index]),
+        Split(train.images[validation_index], train.labels[validation_index]),
+    )
+
+
+def batch_of(images: jax.Array, labels: jax.Array, index: jax.Array, mesh: Mesh):
+    """Gathers a batch on device, scales it to [0, 1] and shards it over the data axis."""
+    sharding = NamedSharding(mesh, P("data"))
+    batch = images[index].astype(jnp.float32) / 255.0
+    batch = jax.lax.with_sharding_constraint(batch, sharding)
+    return batch, jax.lax.with_sharding_constraint(labels[index], sharding)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example categorical cross-entropy on one-hot labels."""
+    return optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, logits.shape[-1]))
+
+
+@partial(nnx.jit, static_argnames=("batch_size", "mesh"))
+def train_step(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    metrics: TrainMetrics,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+    step: jax.Array,
+    *,
+    batch_size: int,
+    mesh: Mesh,
+) -> TrainMetrics:
+    index = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
+    x, y = batch_of(images, labels, index, mesh)
+
+    def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
+        logits = model(x)
+        return cross_entropy(logits, y).mean(), logits
+
+    (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    return metrics.merge(TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=y))
+
+
+@partial(nnx.jit, static_argnames=("batch_size", "mesh"))
+def eval_step(
+    model: nnx.Module,
+    images: jax.Array,
+    labels: jax.Array,
+    start: jax.Array,
+    *,
+    batch_size: int,
+    mesh: Mesh,
+) -> EvalMetrics:
+    index = start + jnp.arange(batch_size)
+    valid = index < labels.shape[0]
+    x, y = batch_of(images, labels, jnp.where(valid, index, 0), mesh)
+    logits = model(x)
+    return EvalMetrics.single_from_model_output(
+        loss=cross_entropy(logits, y), logits=logits, labels=y, mask=valid
+    )
+
+
+@partial(jax.jit, static_argnames="size")
+def shuffled_order(seed: int, epoch: int, size: int) -> jax.Array:
+    """The epoch's example order: a pure function of seed and epoch, so resuming replays it."""
+    return jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), size)
+
+
+def round_to_devices(batch_size: int) -> int:
+    return math.ceil(batch_size / jax.device_count()) * jax.device_count()
+
+
+def evaluate(
+    model: nnx.Module,
+    images: jax.Array,
+    labels: jax.Array,
+    *,
+    batch_size: int,
+    mesh: Mesh,
+) -> dict[str, np.ndarray]:
+    """Loss, accuracy and confusion matrix over a whole split, padding the last batch."""
+    model.eval()
+    batch_size = round_to_devices(min(batch_size, labels.shape[0]))
+    metrics = None
+    for start in range(0, labels.shape[0], batch_size):
+        batch = eval_step(model, images, labels, jnp.int32(start), batch_size=batch_size, mesh=mesh)
+        metrics = batch if metrics is None else metrics.merge(batch)
+    return {name: to_host(value) for name, value in metrics.compute().items()}
+
+
+class Run:
+    """Model, optimizer and on-device data of one (model, dataset) run, built from a config."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
+        self.config = config
+        self.prefix = run_prefix(config)
+        self.mesh = make_mesh()
+        self.info, splits = load_dataset(
+            config.dataset, config.data_dir, config.data_source, config.tfds_data_dir
+        )
+        train, validation = split_train_validation(
+            splits["train"], config.validation_fraction, config.max_train_examples, config.seed
+        )
+        self.num_train = len(train)
+        check_batch_sizes(config, self.num_train)
+        self.splits = {
+            name: (put_replicated(s.images, self.mesh), put_replicated(s.labels, self.mesh))
+            for name, s in (("train", train), ("val", validation), ("test", splits["test"]))
+        }
+        self.model = jax_models.create(
+            config.model,
+            num_classes=self.info.num_classes,
+            input_shape=self.info.image_shape,
+            seed=config.seed,
+        )
+        self.optimizer = nnx.Optimizer(self.model, optax.adam(config.learning_rate), wrt=nnx.Param)
+        replicated = NamedSharding(self.mesh, P())
+        state = nnx.state((self.model, self.optimizer))
+        nnx.update((self.model, self.optimizer), jax.device_put(state, replicated))
+        self.checkpointer = Checkpointer(workdir / f"{self.prefix}_model")
+
+    def state(self) -> dict:
+        return {"model": nnx.state(self.model), "optimizer": nnx.state(self.optimizer)}
+
+    def restore(self, step: int) -> None:
+        restored = self.checkpointer.restore(step, like=self.state())
+        nnx.update(self.model, restored["model"])
+        nnx.update(self.optimizer, restored["optimizer"])
+
+    def evaluate(self, split: str) -> dict[str, np.ndarray]:
+        images, labels = self.splits[split]
+        return evaluate(
+            self.model,
+            images,
+            labels,
+            batch_size=self.config.eval_batch_size,
+            mesh=self.mesh,
+        )
+
+
+def check_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None:
+    if config.batch_size > num_train:
+        raise UserError(
+            f"batch_size {config.batch_size} is larger than the {num_train} training examples "
+            f"of {config.dataset} left after the validation split; lower --config.batch_size."
+        )
+    if config.batch_size <= 0 or config.batch_size % jax.device_count():
+        raise UserError(
+            f"batch_size {config.batch_size} must be a positive multiple of the "
+            f"{jax.device_count()} devices; change --config.batch_size."
+        )
+    if config.eval_batch_size <= 0:
+        raise UserError("eval_batch_size must be positive; set --config.eval_batch_size=1000.")
+
+
+def prepare_workdir(workdir: str) -> Path:
+    """Creates `workdir` and proves it writable before any minute of training is spent."""
+    path = Path(workdir).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write_test_{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"Cannot write to workdir {path} ({error.strerror or error}); "
+            "choose a writable --workdir."
+        ) from error
+    return path
+
+
+def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
+    """One shuffled pass; returns train metrics, seconds of training and of the first step."""
+    config = run.config
+    steps = run.num_train // config.batch_size
+    images, labels = run.splits["train"]
+    order = shuffled_order(config.seed, epoch, run.num_train)
+    run.model.train()
+    metrics = TrainMetrics.empty()
+    first_step_s = 0.0
+    start = time.perf_counter()
+    is_chief = jax.process_index() == 0
+    with tqdm(
+        total=steps,
+        desc=f"epoch {epoch}/{config.num_epochs}",
+        unit="batch",
+        mininterval=0.5,
+        disable=not is_chief,
+    ) as bar:
+        for step in range(steps):
+            metrics = train_step(
+                run.model,
+                run.optimizer,
+                metrics,
+                images,
+                labels,
+                order,
+                jnp.int32(step),
+                batch_size=config.batch_size,
+                mesh=run.mesh,
+            )
+            if step == 0:
+                jax.block_until_ready(metrics)
+                first_step_s = time.perf_counter() - start
+            if (step + 1) % config.log_every_steps == 0 or step + 1 == steps:
+                running = metrics.compute()
+                bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['accuracy']:.4f}")
+            bar.update(1)
+    computed = {name: float(to_host(value)) for name, value in metrics.compute().items()}
+    return computed, time.perf_counter() - start, first_step_s
+
+
+def environment() -> dict:
+    device = jax.devices()[0]
+    return {
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "python": platform.python_version(),
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+    }
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Writes through a temporary file so a crash never leaves half a results file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Trains `config.model` on `config.dataset`, resuming from `workdir`, and writes results.
+
+    Returns the results dict also written to `{workdir}/{model}_{dataset}_results.json`.
+    """
+    path = prepare_workdir(workdir)
+    run = Run(config, path)
+    params = jax_models.count_params(run.model)
+    flops = jax_models.forward_flops(run.model, run.info.image_shape)
+    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+    throughput = {"images": 0, "seconds": 0.0, "compile_s": 0.0}
+    start_epoch = run.checkpointer.latest_step() or 0
+    if start_epoch:
+        run.restore(start_epoch)
+        meta = run.checkpointer.meta(start_epoch)
+        history, throughput = meta["history"], meta["throughput"]
+        logging.info("Resumed %s from the checkpoint of epoch %d.", run.prefix, start_epoch)
+
+    for epoch in range(start_epoch + 1, config.num_epochs + 1):
+        epoch_start = time.perf_counter()
+        train_metrics, train_s, first_step_s = train_epoch(run, epoch)
+        if not all(math.isfinite(v) for v in train_metrics.values()):
+            last_good = epoch - 1
+            raise UserError(
+                f"Training diverged in epoch {epoch} (train loss {train_metrics['loss']}); the "
+                f"last good checkpoint (epoch {last_good}) stays in {run.checkpointer.directory}; "
+                "lower --config.learning_rate and run again."
+            )
+        val = run.evaluate("val")
+        steps = run.num_train // config.batch_size
+        throughput["images"] += (steps - 1) * config.batch_size
+        throughput["seconds"] += train_s - first_step_s
+        throughput["compile_s"] = throughput["compile_s"] or first_step_s
+        record = {
+            "train_loss": train_metrics["loss"],
+            "train_accuracy": train_metrics["accuracy"],
+            "val_loss": float(val["loss"]),
+            "val_accuracy": float(val["accuracy"]),
+            "epoch_time_s": time.perf_counter() - epoch_start,
+        }
+        for key, value in record.items():
+            history[key].append(value)
+        run.checkpointer.save(
+            epoch,
+            run.state(),
+            metrics={"val_accuracy": record["val_accuracy"]},
+            meta={"history": history, "throughput": throughput},
+        )
+        logging.info(
+            "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs",
+            run.prefix,
+            epoch,
+            config.num_epochs,
+            *(record[key] for key in HISTORY_KEYS),
+        )
+
+    results = final_results(run, history, throughput, params, flops)
+    if jax.process_index() == 0:
+        write_json(path / f"{run.prefix}_results.json", results)
+        title = f"{config.model} on {config.dataset}"
+        plot_curves(history, title, path / f"{run.prefix}_curves.png")
+    run.checkpointer.close()
+    return results
+
+
+def test_metrics(run: Run) -> dict:
+    """Test figures of the best-on-validation checkpoint; `scripts.evaluate` reuses this."""
+    best = run.checkpointer.best_step()
+    if best is None:
+        raise UserError(
+            f"No checkpoint in {run.checkpointer.directory}; train first with scripts.train."
+        )
+    run.restore(best)
+    test = run.evaluate("test")
+    report = classification_report(test["confusion"])
+    report["per_class"]["names"] = list(run.info.class_names)
+    return {
+        "test_loss": float(test["loss"]),
+        "test_accuracy": float(test["accuracy"]),
+        **report,
+        "confusion_matrix": test["confusion"].tolist(),
+        "best_epoch": best,
+    }
+
+
+def final_results(run: Run, history: dict, throughput: dict, params: int, flops: int) -> dict:
+    info: DatasetInfo = run.info
+    return {
+        "model": run.config.model,
+        "dataset": info.name,
+        **test_metrics(run),
+        "history": history,
+        "epochs": len(history["train_loss"]),
+        "train_time_s": float(sum(history["epoch_time_s"])),
+        "images_per_s": throughput["images"] / max(throughput["seconds"], 1e-9),
+        "compile_s": throughput["compile_s"],
+        "params": params,
+        "flops": flops,
+        "config": run.config.to_dict(),
+        "environment": environment(),
+    }
