@@ -46,8 +46,16 @@ def list_classifiers(workdir: str | Path) -> list[str]:
     path = Path(workdir).expanduser()
     if not path.is_dir():
         return []
-    prefixes = (p.name.removesuffix("_results.json") for p in path.glob("*_results.json"))
-    return sorted(p for p in prefixes if (path / f"{p}_model").is_dir())
+    found = []
+    for results_path in path.glob("*_results.json"):
+        prefix = results_path.name.removesuffix("_results.json")
+        try:
+            task = json.loads(results_path.read_text())["config"].get("task", "classification")
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # not a results file of scripts.train
+        if task == "classification" and (path / f"{prefix}_model").is_dir():
+            found.append(prefix)
+    return sorted(found)
 
 
 def load_classifier(workdir: str | Path, prefix: str) -> Classifier:

@@ -1,0 +1,108 @@
+"""Which model each tab uses, and the `--models` file that changes it.
+
+Kept free of Gradio, PyTorch and Hugging Face imports: `__main__` reads the configuration
+before those libraries are imported, because they read `HF_HUB_OFFLINE` at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from trainers.errors import UserError
+
+DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
+    {
+        "summarization": "facebook/bart-large-cnn",
+        "next_word": "gpt2",
+        "story": "gpt2",
+        "chatbot": "microsoft/DialoGPT-medium",
+        "sentiment": "distilbert-base-uncased-finetuned-sst-2-english",
+        "question_answering": "distilbert-base-cased-distilled-squad",
+        "image_generation": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    }
+)
+TASKS: tuple[str, ...] = tuple(DEFAULT_MODELS)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the app needs to know at start-up."""
+
+    models: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
+    checkpoints: Path | None = None
+    concurrency_limit: int = 1
+
+    def model(self, task: str) -> str:
+        return self.models[task]
+
+
+def looks_like_path(model_ref: str) -> bool:
+    """A reference the user meant as a directory rather than a hub id (`org/name`)."""
+    return model_ref.startswith(("/", "./", "../", "~")) or Path(model_ref).expanduser().is_dir()
+
+
+def read_models_file(path: Path) -> dict[str, str]:
+    """Reads a TOML or JSON file mapping task names to hub ids or local directories.
+
+    Relative directories are resolved against the file's own folder, so a models file can
+    sit next to the model copies it names and work from any current directory.
+    """
+    if not path.is_file():
+        raise UserError(f"Models file {path} does not exist; pass a TOML or JSON file.")
+    text = path.read_text()
+    try:
+        entries = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise UserError(f"Models file {path} is not valid {kind}: {error}.") from error
+    if not isinstance(entries, dict):
+        raise UserError(f"Models file {path} must map task names to model ids or directories.")
+    unknown = sorted(set(entries) - set(TASKS))
+    if unknown:
+        raise UserError(
+            f"Models file {path} names unknown tasks {unknown}; known tasks are {list(TASKS)}."
+        )
+    models = {}
+    for task, model_ref in entries.items():
+        if not isinstance(model_ref, str) or not model_ref.strip():
+            raise UserError(
+                f"Models file {path}: `{task}` must be a hub id or a directory, got {model_ref!r}."
+            )
+        models[task] = _resolve(model_ref.strip(), path.parent)
+    return models
+
+
+def _resolve(model_ref: str, base: Path) -> str:
+    beside_file = (base / model_ref).expanduser()
+    if not Path(model_ref).expanduser().is_absolute() and beside_file.is_dir():
+        return str(beside_file.resolve())
+    if looks_like_path(model_ref):
+        return str(Path(model_ref).expanduser().resolve())
+    return model_ref
+
+
+def build_config(
+    models_file: Path | None, checkpoints: Path | None, concurrency_limit: int = 1
+) -> AppConfig:
+    """Merges the models file over the defaults."""
+    if concurrency_limit < 1:
+        raise UserError(f"--concurrency must be at least 1, got {concurrency_limit}.")
+    if checkpoints is not None and not checkpoints.is_dir():
+        raise UserError(
+            f"--checkpoints {checkpoints} is not a directory; pass the --workdir you gave "
+            "python -m scripts.train."
+        )
+    models = dict(DEFAULT_MODELS)
+    if models_file is not None:
+        models.update(read_models_file(models_file))
+    return AppConfig(models=models, checkpoints=checkpoints, concurrency_limit=concurrency_limit)
+
+
+def all_local(config: AppConfig) -> bool:
+    """True when every Hugging Face model is a local directory, so the hub is never needed."""
+    return all(looks_like_path(config.model(task)) for task in TASKS)

@@ -1,0 +1,106 @@
+"""Chatbot: a DialoGPT-style model that sees the conversation so far, cut to its window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import gradio as gr
+import torch
+
+from gradio_app.config import AppConfig
+from gradio_app.feedback import inform, is_blank, user_facing, warn
+from gradio_app.generation import BackgroundRun
+from gradio_app.hf_models import load_text_generator
+from gradio_app.loaders import MODELS
+from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.window import context_window, fit_tokens
+
+TASK = "chatbot"
+REPLY_TOKENS = 100
+Message = dict[str, Any]
+
+
+def message_text(message: Message) -> str:
+    """The text of a chat message, whether its content is a string or Gradio's list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else [content]
+    return " ".join(p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text")
+
+
+def conversation_ids(tokenizer: Any, turns: list[str], budget: int) -> list[int]:
+    """Each turn followed by the end-of-text token (DialoGPT's turn separator), keeping the
+    newest turns that fit in `budget` tokens; the newest turn alone is cut if it must be."""
+    encoded = [tokenizer(turn)["input_ids"] + [tokenizer.eos_token_id] for turn in turns]
+    newest = fit_tokens(encoded[-1], budget, keep="end", what="message")
+    kept = [newest]
+    used = len(newest)
+    for turn in reversed(encoded[:-1]):
+        if used + len(turn) > budget:
+            break
+        kept.insert(0, turn)
+        used += len(turn)
+    dropped = len(encoded) - len(kept)
+    if dropped:
+        inform(f"The {dropped} oldest messages no longer fit the model's window and were left out.")
+    return [token for turn in kept for token in turn]
+
+
+def chat(model_ref: str, message: str, history: list[Message] | None) -> Iterator[list[Message]]:
+    """Yields the conversation with the reply growing token by token."""
+    history = list(history or [])
+    if is_blank(message):
+        warn("Type a message first.")
+        yield history
+        return
+    generator = MODELS.get(TASK, model_ref, load_text_generator)
+    tokenizer, model = generator.tokenizer, generator.model
+    window = context_window(tokenizer, model)
+    reply_tokens = min(REPLY_TOKENS, window // 2)  # the rest of the window holds the history
+    turns = [text for text in map(message_text, history) if text.strip()] + [message]
+    input_ids = torch.tensor(
+        [conversation_ids(tokenizer, turns, window - reply_tokens)], device=model.device
+    )
+    history += [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    yield [*history]
+    run = BackgroundRun("chat-generate", tokenizer)
+
+    def generate() -> None:
+        with torch.inference_mode():
+            model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=reply_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.eos_token_id,
+                streamer=run.streamer,
+                stopping_criteria=run.stopping_criteria,
+            )
+
+    for update in run.updates(generate):
+        history[-1] = {"role": "assistant", "content": update.text.strip()}
+        yield [*history]
+
+
+def build(config: AppConfig) -> None:
+    model_ref = config.model(TASK)
+    describe = partial(MODELS.describe, model_ref, load_text_generator)
+    status = status_line(describe)
+    conversation = gr.Chatbot(label="Conversation", height=420)
+    message = gr.Textbox(label="Message", placeholder="Say something…", submit_btn="Send")
+    with gr.Row():
+        stop = gr.Button("Stop", variant="stop")
+        gr.ClearButton([conversation, message], value="Clear conversation")
+    event = message.submit(
+        user_facing(TASK, partial(chat, model_ref)),
+        inputs=[message, conversation],
+        outputs=conversation,
+        api_name="chat",
+        **queue_settings(config, TASK),
+    )
+    message.submit(None, outputs=message, js="() => ''")
+    stop.click(None, cancels=[event])
+    refresh_after(event, status, describe)

@@ -1,0 +1,103 @@
+"""Image generation: a diffusers text-to-image pipeline with a progress bar over the steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from gradio_app.config import AppConfig
+from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.generation import BackgroundRun
+from gradio_app.hf_models import device, load_diffusion
+from gradio_app.loaders import MODELS
+from gradio_app.tabs.common import refresh_after, status_line
+
+TASK = "image_generation"
+SIZE_STEP = 64  # a multiple of every Stable Diffusion latent downsampling factor
+
+
+def generate_image(
+    model_ref: str,
+    prompt: str,
+    steps: int = 25,
+    guidance: float = 7.5,
+    width: int = 512,
+    height: int = 512,
+    seed: int = 0,
+    negative_prompt: str = "",
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio injects its tracker here)
+) -> Iterator[Image.Image | None]:
+    """Yields after every denoising step (to move the progress bar and stay cancellable), then
+    the image."""
+    if is_blank(prompt):
+        warn("Describe the image you want first.")
+        yield None
+        return
+    width, height, steps = (_snap(width), _snap(height), int(steps))
+    diffusion = MODELS.get(TASK, model_ref, load_diffusion)
+    run = BackgroundRun("image-generate")
+
+    def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+        if run.step():
+            pipe._interrupt = True  # diffusers' documented way to stop the denoising loop
+        return tensors
+
+    def generate() -> Image.Image:
+        generator = torch.Generator(device=device()).manual_seed(int(seed))
+        return diffusion(
+            prompt,
+            negative_prompt=negative_prompt or None,
+            num_inference_steps=steps,
+            guidance_scale=float(guidance),
+            width=width,
+            height=height,
+            generator=generator,
+            callback_on_step_end=on_step_end,
+        ).images[0]
+
+    for update in run.updates(generate):
+        if update.done:
+            yield update.result
+        else:
+            progress((update.steps, steps), desc="Denoising", unit="steps")
+            yield gr.skip()
+
+
+def _snap(size: int) -> int:
+    return max(SIZE_STEP, round(int(size) / SIZE_STEP) * SIZE_STEP)
+
+
+def build(config: AppConfig) -> None:
+    model_ref = config.model(TASK)
+    describe = partial(MODELS.describe, model_ref, load_diffusion)
+    status = status_line(describe)
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=3, value="A watercolor painting of a fox")
+            steps = gr.Slider(1, 100, value=25, step=1, label="Steps")
+            guidance = gr.Slider(0.0, 20.0, value=7.5, step=0.5, label="Guidance scale")
+            with gr.Row():
+                width = gr.Slider(SIZE_STEP, 1024, value=512, step=SIZE_STEP, label="Width")
+                height = gr.Slider(SIZE_STEP, 1024, value=512, step=SIZE_STEP, label="Height")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+            negative_prompt = gr.Textbox(label="Negative prompt (optional)", value="")
+            with gr.Row():
+                paint = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        image = gr.Image(label="Image", type="pil", format="png")
+    event = paint.click(
+        user_facing(TASK, partial(generate_image, model_ref)),
+        inputs=[prompt, steps, guidance, width, height, seed, negative_prompt],
+        outputs=image,
+        api_name="generate_image",
+        # A diffusers pipeline keeps scheduler state, so one image at a time per process.
+        concurrency_limit=1,
+        concurrency_id=TASK,
+    )
+    stop.click(None, cancels=[event])
+    refresh_after(event, status, describe)

@@ -1,0 +1,83 @@
+"""Next word: the model's top-k next tokens with probabilities; clicking one appends it."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+import torch
+
+from gradio_app.config import AppConfig
+from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.hf_models import load_text_generator
+from gradio_app.loaders import MODELS
+from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.window import context_window, fit_tokens
+
+TASK = "next_word"
+# Tokens that would be invisible on a label chart, shown as a visible stand-in.
+_VISIBLE = {"\n": "↵", "\t": "⇥"}
+
+
+def _shown(token: str) -> str:
+    for raw, visible in _VISIBLE.items():
+        token = token.replace(raw, visible)
+    return token
+
+
+def _raw(shown: str) -> str:
+    for raw, visible in _VISIBLE.items():
+        shown = shown.replace(visible, raw)
+    return shown
+
+
+def next_words(model_ref: str, prompt: str, top_k: int = 10) -> dict[str, float] | None:
+    """Maps each of the `top_k` likeliest next tokens (as text, leading space kept) to its
+    probability; tokens that decode to the same text are merged."""
+    if is_blank(prompt):
+        warn("Type the start of a sentence first.")
+        return None
+    generator = MODELS.get(TASK, model_ref, load_text_generator)
+    tokenizer, model = generator.tokenizer, generator.model
+    window = context_window(tokenizer, model)
+    ids = fit_tokens(tokenizer(prompt)["input_ids"], window, keep="end", what="text")
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids], device=model.device)).logits[0, -1]
+    probabilities, token_ids = logits.float().softmax(-1).topk(int(top_k))
+    words: dict[str, float] = {}
+    for probability, token_id in zip(probabilities.tolist(), token_ids.tolist(), strict=True):
+        word = _shown(tokenizer.decode([token_id]))
+        words[word] = words.get(word, 0.0) + probability
+    return words
+
+
+def append_word(prompt: str, selected: gr.SelectData) -> str:
+    """Appends the clicked word verbatim (its leading space included)."""
+    return (prompt or "") + _raw(str(selected.value))
+
+
+def build(config: AppConfig) -> None:
+    model_ref = config.model(TASK)
+    describe = partial(MODELS.describe, model_ref, load_text_generator)
+    status = status_line(describe)
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Text", lines=4, value="The weather today is")
+            top_k = gr.Slider(1, 30, value=10, step=1, label="How many words")
+            predict = gr.Button("Predict next word", variant="primary")
+        with gr.Column():
+            words = gr.Label(label="Next word (click one to append it)", show_heading=False)
+    handler = user_facing(TASK, partial(next_words, model_ref))
+    settings = queue_settings(config, TASK)
+    event = gr.on(
+        [predict.click, prompt.submit],
+        handler,
+        inputs=[prompt, top_k],
+        outputs=words,
+        api_name="next_word",
+        **settings,
+    )
+    refresh_after(event, status, describe)
+    words.select(append_word, inputs=prompt, outputs=prompt, api_visibility="private").then(
+        handler, inputs=[prompt, top_k], outputs=words, api_visibility="private", **settings
+    )
