@@ -95,11 +95,14 @@ def reverse_sequence(checkpoints: Path | None, text: str) -> tuple[str, str, Fig
         if wrong
         else "✅ The exact reversal."
     )
-    return (
-        " ".join(map(str, output)),
-        verdict,
-        attention_figure(tokens, output, np.asarray(weights)),
-    )
+    figure = None
+    if not reverser.uses_attention:
+        verdict += " This model was trained without attention, so there is no heatmap."
+    elif not output:
+        verdict += " The model produced no tokens, so there is no heatmap."
+    else:
+        figure = attention_figure(tokens, output, np.asarray(weights))
+    return " ".join(map(str, output)), verdict, figure
 
 
 def build(config: AppConfig) -> None:
