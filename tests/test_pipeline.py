@@ -148,6 +148,8 @@ def test_killed_run_resumes_to_the_same_results(data_root, tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "b" / "tiny_bn_dropout_mnist_model").iterdir()) == [
         "1"
     ]
+    # A kill in the middle of a save leaves a half-written step, which resuming must discard.
+    (tmp_path / "b" / "tiny_bn_dropout_mnist_model" / "2.orbax-checkpoint-tmp").mkdir()
     monkeypatch.setattr(train_lib, "train_epoch", real_train_epoch)
     resumed = train_and_evaluate(config, str(tmp_path / "b"))
     assert strip_timing(resumed) == strip_timing(uninterrupted)

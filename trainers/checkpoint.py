@@ -37,6 +37,8 @@ class Checkpointer:
                 best_fn=metric,
                 best_mode="max",
                 enable_async_checkpointing=False,
+                # A run killed while saving leaves a half-written step behind; drop it on resume.
+                cleanup_tmp_directories=True,
             ),
         )
 
