@@ -61,6 +61,7 @@ MODEL_FAMILY: dict[str, str] = {
     "lenet5": "LeNet-5",
     "alexnet": "AlexNet",
     "googlenet": "GoogLeNet",
+    "googlenet_s2": "GoogLeNet",
     "vgg11": "VGG",
     "vgg11_bn": "VGG",
     "vgg16": "VGG",

@@ -1,6 +1,14 @@
 """Flax NNX image classifiers of the study, built by name through one registry."""
 
-from jax_models import lenet  # noqa: F401  (registers its models)
+from jax_models import (  # noqa: F401  (importing a model module registers its models)
+    alexnet,
+    googlenet,
+    lenet,
+    resnet,
+    senet,
+    vgg,
+    xception,
+)
 from jax_models.complexity import complexity, count_params, forward_flops
 from jax_models.registry import create, names, register
 
