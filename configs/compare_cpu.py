@@ -1,4 +1,11 @@
-"""The comparison study sized for a 2-core CPU (measured wall time: see docs/results/README.md).
+"""The comparison study sized for a 2-core CPU; the whole grid has not yet finished in one session.
+
+Measured on this project's 2-core CPU, shared with other jobs (docs/results/compare_cpu/):
+lenet5, resnet20, se_resnet20 and alexnet on all three datasets plus vgg11_bn on MNIST, 13
+pairs, took about 55 minutes of wall time (35 min 38 s of it training); vgg11_bn and
+googlenet_s2 pairs took 15 to 20 minutes each before the small-map convolution fix in
+jax_models/blocks.py, so the full grid needed about three hours then. Measure it again after
+that fix and state the new figure here.
 
 The grid and recipe of `configs/compare.py` (Adam 1e-3, no augmentation, best-on-validation
 checkpoint on the whole test set), shrunk where a CPU cannot afford it:
