@@ -1,0 +1,195 @@
+"""Every registered CNN: output shape and finite logits at 28x28x1 and 32x32x3, pinned parameter
+counts, train/eval behaviour, seed determinism, and a few Adam steps that lower the loss.
+
+Compilation dominates the cost, so each (model, shape) is built once, batches hold 2 images,
+the training check runs at 28x28x1 only, and its first step's train-mode logits double as the
+train side of the train/eval comparison.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from jax_models import MODELS, count_params, create
+from jax_models.blocks import max_pool, tap_sum_conv
+from scripts.model_table import family_text, model_families
+from trainers.errors import UserError
+
+NUM_CLASSES = 10
+SHAPES = ((28, 28, 1), (32, 32, 3))
+REQUIRED = ("lenet5", "alexnet", "googlenet", "vgg16", "resnet18", "xception", "senet18")
+
+# Regression pins: trainable parameters at 28x28x1 and at 32x32x3 with 10 classes, computed once
+# from the code (see docs/models.md). A change here changes the architecture.
+PARAMS = {
+    "alexnet": (7_703_242, 7_706_442),
+    "googlenet": (5_868_458, 5_871_914),
+    "googlenet_s2": (5_868_458, 5_871_914),
+    "lenet5": (61_706, 62_006),
+    "resnet18": (11_172_810, 11_173_962),
+    "resnet20": (272_186, 272_474),
+    "resnet56": (855_482, 855_770),
+    "se_resnet20": (274_559, 274_847),
+    "senet18": (11_261_890, 11_263_042),
+    "vgg11": (9_749_770, 9_750_922),
+    "vgg11_bn": (9_752_522, 9_753_674),
+    "vgg16": (15_243_978, 15_245_130),
+    "vgg16_bn": (15_248_202, 15_249_354),
+    "xception": (20_826_866, 20_827_442),
+}
+
+
+# The batches here are tiny, so XLA's compile time dominates; its cheapest optimisation level
+# roughly halves it.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+TRAIN_SHAPE = SHAPES[0]
+TRAIN_STEPS = 3
+
+
+@functools.cache
+def built(name: str, shape: tuple[int, int, int]) -> nnx.Module:
+    return create(name, num_classes=NUM_CLASSES, input_shape=shape, seed=0)
+
+
+def images(shape: tuple[int, int, int], batch: int = 2) -> jax.Array:
+    return jax.random.normal(jax.random.key(1), (batch, *shape), jnp.float32)
+
+
+@functools.cache
+def eval_logits(name: str, shape: tuple[int, int, int]) -> np.ndarray:
+    graphdef, state = nnx.split(built(name, shape))
+
+    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+    def forward(state: nnx.State, x: jax.Array) -> jax.Array:
+        model = nnx.merge(graphdef, state)
+        model.eval()
+        return model(x)
+
+    return np.asarray(forward(state, images(shape)))
+
+
+@functools.cache
+def adam_run(name: str) -> tuple[list[float], np.ndarray]:
+    """Losses of TRAIN_STEPS Adam steps on one fixed batch in train mode, and the train-mode
+    logits of the first step (same seed-0 parameters and images as `eval_logits(name,
+    TRAIN_SHAPE)`).
+
+    Every step reuses the initial RNG state, so dropout draws the same masks each time and the
+    loss is a deterministic function of the parameters: the check measures the optimisation,
+    not dropout noise, which on 2 images can outweigh three steps of progress.
+    """
+    model = create(name, num_classes=NUM_CLASSES, input_shape=TRAIN_SHAPE, seed=0)
+    model.train()
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    graphdef, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+
+    @functools.partial(jax.jit, compiler_options=FAST_COMPILE)
+    def step(rng_state: nnx.State, state: nnx.State, x: jax.Array, labels: jax.Array):
+        model, optimizer = nnx.merge(graphdef, rng_state, state)
+
+        def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
+            logits = model(x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
+
+        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        optimizer.update(model, grads)
+        return loss, logits, nnx.split((model, optimizer), nnx.RngState, ...)[2]
+
+    x, labels = images(TRAIN_SHAPE), jnp.arange(2)
+    losses, first_logits = [], None
+    for _ in range(TRAIN_STEPS):
+        loss, logits, state = step(rng_state, state, x, labels)
+        losses.append(float(loss))
+        first_logits = np.asarray(logits) if first_logits is None else first_logits
+    return losses, first_logits
+
+
+def has_dropout_or_batch_norm(model: nnx.Module) -> bool:
+    return any(isinstance(m, nnx.Dropout | nnx.BatchNorm) for _, m in nnx.iter_modules(model))
+
+
+def params_of(model: nnx.Module) -> list[np.ndarray]:
+    return [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+
+
+def test_registry_holds_the_seven_families_and_every_model_is_pinned():
+    assert set(REQUIRED) <= set(MODELS)
+    assert set(MODELS) == set(PARAMS)
+
+
+def test_unknown_name_lists_the_valid_names():
+    with pytest.raises(UserError) as error:
+        create("resnet1000", num_classes=NUM_CLASSES, input_shape=(32, 32, 3))
+    assert all(name in str(error.value) for name in MODELS)
+
+
+def test_every_model_is_documented_by_its_module():
+    families = model_families()
+    for name in MODELS:
+        text = family_text(families[name])
+        assert all(text[part] for part in ("paper", "kept", "adapted")), name
+
+
+@pytest.mark.parametrize(
+    "side, kernel, groups", [(2, 3, 1), (4, 5, 1), (1, 3, 1), (5, 3, 1), (5, 3, 4), (2, 3, 4)]
+)
+def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups):
+    x = jax.random.normal(jax.random.key(0), (2, side, side, 4))
+    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4 // groups, 4 if groups > 1 else 6))
+    options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC"), "feature_group_count": groups}
+    expected = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", **options)
+    result = tap_sum_conv(x, k, (1, 1), "SAME", **options)
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
+def test_max_pool_matches_the_native_pooling(side, window, stride):
+    x = jax.random.normal(jax.random.key(0), (2, side, side + 1, 3))
+    expected = nnx.max_pool(x, (window, window), strides=(stride, stride), padding="SAME")
+    np.testing.assert_array_equal(max_pool(x, window, stride), expected)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", MODELS)
+def test_eval_logits_have_the_right_shape_and_are_finite(name, shape):
+    logits = eval_logits(name, shape)
+    assert logits.shape == (2, NUM_CLASSES)
+    assert np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", MODELS)
+def test_parameter_count_is_pinned(name, shape):
+    assert count_params(built(name, shape)) == PARAMS[name][SHAPES.index(shape)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_few_adam_steps_on_a_fixed_batch_lower_the_loss(name):
+    losses, train_logits = adam_run(name)
+    assert train_logits.shape == (2, NUM_CLASSES)
+    assert np.isfinite(train_logits).all() and np.isfinite(losses).all()
+    assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_train_and_eval_modes_differ_exactly_when_dropout_or_batch_norm_exist(name):
+    _, train_logits = adam_run(name)
+    modes_differ = not np.allclose(eval_logits(name, TRAIN_SHAPE), train_logits, atol=1e-6)
+    assert modes_differ == has_dropout_or_batch_norm(built(name, TRAIN_SHAPE))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_same_seed_gives_the_same_parameters(name):
+    again = create(name, num_classes=NUM_CLASSES, input_shape=TRAIN_SHAPE, seed=0)
+    other = create(name, num_classes=NUM_CLASSES, input_shape=TRAIN_SHAPE, seed=1)
+    reference = params_of(built(name, TRAIN_SHAPE))
+    assert all(np.array_equal(a, b) for a, b in zip(reference, params_of(again), strict=True))
+    # Every randomly initialised array must follow the seed (constants such as zero biases
+    # cannot), so no layer may draw from a generator of its own.
+    for a, b in zip(reference, params_of(other), strict=True):
+        assert np.array_equal(a, b) == (np.unique(a).size == 1)
