@@ -20,6 +20,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.learning_rate = 1e-3
     config.seed = 0
     config.log_every_steps = 20
+    # Compiled train/eval steps are kept here and reused by reruns, resumes and evaluation
+    # (added by the throughput work, issue 6); "" turns the cache off.
+    config.compilation_cache_dir = "~/.cache/jax_cnn_study/xla"
     # Multi-host: every process runs the same command; see README "Scaling out".
     config.distributed = False
     return config
