@@ -30,7 +30,10 @@ separable conv, residual block, SE block, Inception module, dropout classifier).
 *adapted* are the model modules' docstrings. Parameters count trainable weights (BatchNorm \
 running statistics excluded); FLOPs are per image for one eval-mode forward pass, read from \
 XLA's cost analysis of the compiled function (`jax_models.complexity`), counting a multiply-add \
-as two FLOPs. Both are for 10 classes.
+as two FLOPs. XLA counts the operations it actually runs: pooling, BatchNorm and activations \
+are included, and a native convolution counts only the kernel taps that land inside the \
+unpadded map, so on small maps it comes out below the textbook 2·k²·C_in·C_out·H·W. Both are \
+for 10 classes.
 """
 
 

@@ -1,0 +1,92 @@
+"""The throughput benchmark: PyTorch twins match the JAX models, and both CLIs write their JSON."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from flax import nnx
+
+import jax_models
+from benchmarks import epoch_time, throughput, torch_models
+from tests.fake_data import write_idx_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28, 1)}
+ROW_KEYS = {
+    "jax_images_per_s",
+    "torch_images_per_s",
+    "ratio",
+    "compile_s",
+    "achieved_gflops",
+    "peak_gflops",
+    "mfu",
+    "peak_memory_mb",
+    "torch_peak_memory_mb",
+    "train_step_flops",
+    "load_average",
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("name", torch_models.TORCH_MODELS)
+def test_torch_twin_has_the_jax_parameter_count_and_logits(name, shape):
+    # Shapes only: counting parameters needs no initialised weights.
+    jax_model = nnx.eval_shape(lambda: jax_models.create(name, num_classes=10, input_shape=shape))
+    torch_model = torch_models.create(name, 10, shape)
+    assert torch_models.count_params(torch_model) == jax_models.count_params(jax_model)
+    with torch.no_grad():
+        logits = torch_model.eval()(torch.zeros(2, shape[2], shape[0], shape[1]))
+    assert logits.shape == (2, 10)
+
+
+def test_every_study_model_has_a_twin():
+    study = {"lenet5", "alexnet", "googlenet", "vgg16", "resnet18", "xception", "senet18"}
+    assert set(torch_models.TORCH_MODELS) == study
+    assert study <= set(jax_models.MODELS)
+
+
+def test_throughput_cli_writes_every_figure(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "8", "--json", str(out)]
+    argv += ["--seconds", "0", "--rounds", "2", "--min-steps", "1", "--peak-size", "128"]
+    throughput.main(argv)
+    results = json.loads(out.read_text())
+    (row,) = results["models"]
+    assert set(row) >= ROW_KEYS
+    assert row["model"] == "lenet5" and row["params"] == 61706
+    assert row["jax_images_per_s"] > 0 and row["torch_images_per_s"] > 0
+    assert row["ratio"] == pytest.approx(row["jax_images_per_s"] / row["torch_images_per_s"])
+    assert row["mfu"] == pytest.approx(row["achieved_gflops"] / row["peak_gflops"])
+    assert len(row["ratio_per_round"]) == 2
+    # Training a step costs more than the forward pass of its batch.
+    assert row["train_step_flops"] > 8 * row["forward_flops_per_image"]
+    assert results["machine"]["torch"] == torch.__version__
+    assert results["image_shape"] == [28, 28, 1]
+    assert "lenet5" in capsys.readouterr().out
+
+
+def test_throughput_cli_rejects_an_unknown_model_in_one_line(tmp_path):
+    command = [sys.executable, "-m", "benchmarks.throughput", "--models", "lenet5,nope"]
+    command += ["--json", str(tmp_path / "x.json")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: No PyTorch reference for nope")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_epoch_time_runs_the_real_loop(tmp_path):
+    write_idx_dataset(tmp_path / "data", "mnist")
+    out = tmp_path / "epochs.json"
+    argv = ["--models", "lenet5", "--datasets", "mnist", "--data-dir", str(tmp_path / "data")]
+    argv += ["--batch-size", "16", "--steps", "3", "--eval-examples", "8", "--json", str(out)]
+    argv += ["--compilation-cache-dir", ""]
+    epoch_time.main(argv)
+    (row,) = json.loads(out.read_text())["runs"]
+    assert row["timed_steps"] == 3
+    # 240 fake training images less the 24 held out for validation, in batches of 16.
+    assert row["full_epoch_steps"] == 216 // 16
+    assert row["train_epoch_s"] == pytest.approx(row["train_s_per_step"] * 13)
+    assert row["epoch_s"] == pytest.approx(row["train_epoch_s"] + row["validation_s"])
