@@ -5,9 +5,9 @@ for VGG and ResNet: the plain (BatchNorm-free) AlexNet and VGG need it to train 
 is harmless where BatchNorm follows. BatchNorm keeps running statistics with momentum 0.9
 (PyTorch's 0.1), the value the Flax ImageNet example uses, so that short CPU runs end with usable
 eval-mode statistics. Every pooling and strided convolution pads 'SAME', so a feature map of
-side s becomes ceil(s / stride) and 28-pixel inputs never shrink to zero. Convolutions run
-through `tap_sum_conv`, which sidesteps two slow paths of XLA's CPU backend: depthwise
-convolutions (Xception) and maps smaller than the kernel (VGG's last stack).
+side s becomes ceil(s / stride) and 28-pixel inputs never shrink to zero. Convolutions go
+through `tap_sum_conv` and pooling through `max_pool`, which compute the same results while
+sidestepping slow paths of XLA's CPU backend, where the study's CPU runs spend their time.
 """
 
 import functools
@@ -27,7 +27,8 @@ def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
     Computed as a pass over rows, then one over columns, each the maximum of `window` shifted
     views: XLA's CPU backend differentiates its native pooling (select-and-scatter) slowly. On
     a batch of 128 16x16x480 maps, forward and backward, a 3x3 stride-1 pool took 2.2 s natively
-    and 0.6 s this way, a 3x3 stride-2 pool 0.95 s and 0.26 s. The values are the same.
+    and 0.6 s this way, a 3x3 stride-2 pool 0.95 s and 0.26 s. The values are the same; the
+    gradients differ only where a window holds tied maxima, which then share it.
     """
     return _max_pool_1d(_max_pool_1d(x, 1, window, stride), 2, window, stride)
 

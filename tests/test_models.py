@@ -1,5 +1,6 @@
 """Every registered CNN: output shape and finite logits at 28x28x1 and 32x32x3, pinned parameter
-counts, train/eval behaviour, seed determinism, and a few Adam steps that lower the loss.
+counts, train/eval behaviour, seed determinism, and a few Adam steps that lower the loss; and the
+CPU-friendly convolution and pooling of `jax_models.blocks` against XLA's native operations.
 
 Compilation dominates the cost, so each (model, shape) is built once, batches hold 2 images,
 the training check runs at 28x28x1 only, and its first step's train-mode logits double as the
