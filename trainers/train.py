@@ -12,6 +12,7 @@ import platform
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import flax
 import jax
@@ -32,6 +33,7 @@ from trainers.errors import UserError
 from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
 from trainers.plots import plot_curves
 
+PyTree = Any
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 
 
@@ -50,7 +52,7 @@ def put_replicated(array: np.ndarray, mesh: Mesh) -> jax.Array:
     )
 
 
-def replicate(tree, mesh: Mesh):
+def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """Commits every array of `tree` to all devices.
 
     A jitted step keys its compilation cache on its inputs' shardings: fresh arrays and the
