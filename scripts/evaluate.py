@@ -11,6 +11,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from scripts.cli import run_main
+from trainers.checkpoint import checkpoint_dir
 from trainers.errors import UserError
 from trainers.train import Run, run_prefix, test_metrics
 
@@ -25,7 +26,7 @@ COMPARED = ("test_loss", "test_accuracy", "precision", "recall", "f1")
 def evaluate(config, workdir: str) -> dict:
     """Test metrics of the best checkpoint in `workdir`, as `train_and_evaluate` reported them."""
     path = Path(workdir).expanduser().absolute()
-    checkpoints = path / f"{run_prefix(config)}_model"
+    checkpoints = checkpoint_dir(path, run_prefix(config))
     if not checkpoints.is_dir():
         raise UserError(
             f"No checkpoint directory {checkpoints}; train first with "

@@ -16,6 +16,11 @@ from trainers.errors import UserError
 PyTree = Any
 
 
+def checkpoint_dir(workdir: str | Path, prefix: str) -> Path:
+    """Where run `prefix` (e.g. `lenet5_mnist`, `seq2seq`) keeps its checkpoints in `workdir`."""
+    return Path(workdir) / f"{prefix}_model"
+
+
 class Checkpointer:
     """Saves a pytree of training state once per epoch with its validation metrics."""
 

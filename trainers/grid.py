@@ -17,6 +17,7 @@ import ml_collections
 import jax_models
 from configs.compare import GRID_KEYS
 from trainers import report, train
+from trainers.checkpoint import checkpoint_dir
 from trainers.data import DATASETS
 from trainers.errors import UserError
 
@@ -164,7 +165,7 @@ def train_grid(config: ml_collections.ConfigDict, workdir: str | Path) -> list[s
             print(progress.line(index, "finished before, skipped"), flush=True)
             continue
         run = run_config(config, pair)
-        checkpoints = pair.workdir(root) / f"{train.run_prefix(run)}_model"
+        checkpoints = checkpoint_dir(pair.workdir(root), train.run_prefix(run))
         status = "resuming" if checkpoints.is_dir() else "training"
         print(progress.line(index, status), flush=True)
         start = time.monotonic()

@@ -10,7 +10,7 @@ import optax
 from flax import nnx
 
 import jax_models
-from trainers.checkpoint import Checkpointer
+from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import dataset_info
 from trainers.errors import UserError
 
@@ -53,7 +53,7 @@ def list_classifiers(workdir: str | Path) -> list[str]:
             task = json.loads(results_path.read_text())["config"].get("task", "classification")
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # not a results file of scripts.train
-        if task == "classification" and (path / f"{prefix}_model").is_dir():
+        if task == "classification" and checkpoint_dir(path, prefix).is_dir():
             found.append(prefix)
     return sorted(found)
 
@@ -77,7 +77,7 @@ def load_classifier(workdir: str | Path, prefix: str) -> Classifier:
         seed=config["seed"],
     )
     optimizer = nnx.Optimizer(model, optax.adam(config["learning_rate"]), wrt=nnx.Param)
-    checkpointer = Checkpointer(path / f"{prefix}_model")
+    checkpointer = Checkpointer(checkpoint_dir(path, prefix))
     try:
         best = checkpointer.best_step()
         if best is None:

@@ -12,7 +12,7 @@ from flax import nnx
 
 from jax_models.seq2seq import Seq2Seq
 from trainers import seq2seq_data
-from trainers.checkpoint import Checkpointer
+from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.errors import UserError
 from trainers.seq2seq_train import create_model, create_optimizer, restore_checkpoint
 
@@ -75,18 +75,18 @@ def load_reverser(workdir: str | Path) -> Reverser:
     """The best checkpoint that `python -m scripts.train --config=configs/seq2seq.py` wrote."""
     workdir = Path(workdir)
     results_path = workdir / "seq2seq_results.json"
-    checkpoint_dir = workdir / "seq2seq_model"
-    if not results_path.is_file() or not checkpoint_dir.is_dir():
+    checkpoints = checkpoint_dir(workdir, "seq2seq")
+    if not results_path.is_file() or not checkpoints.is_dir():
         raise UserError(
             f"No trained seq2seq model in {workdir}; run `python -m scripts.train "
             f"--config=configs/seq2seq.py --workdir={workdir}` first."
         )
     config = ml_collections.ConfigDict(json.loads(results_path.read_text())["config"])
     model = create_model(config)
-    checkpointer = Checkpointer(checkpoint_dir, best_metric="val_token_accuracy")
+    checkpointer = Checkpointer(checkpoints, best_metric="val_token_accuracy")
     best_step = checkpointer.best_step()
     if best_step is None:
-        raise UserError(f"{checkpoint_dir} holds no checkpoint; train again into {workdir}.")
+        raise UserError(f"{checkpoints} holds no checkpoint; train again into {workdir}.")
     restore_checkpoint(checkpointer, best_step, model, create_optimizer(model, config))
     checkpointer.close()
     return Reverser(

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from jax_models.complexity import count_params
 from jax_models.seq2seq import END_ID, PAD_ID, Seq2Seq
 from trainers import seq2seq_data
-from trainers.checkpoint import Checkpointer
+from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.errors import UserError
 from trainers.train import environment, prepare_workdir, write_json
 
@@ -275,7 +275,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     train_data = {name: jnp.asarray(array) for name, array in datasets["train"].items()}
     model = create_model(config)
     optimizer = create_optimizer(model, config)
-    checkpointer = Checkpointer(workdir / "seq2seq_model", best_metric="val_token_accuracy")
+    checkpointer = Checkpointer(
+        checkpoint_dir(workdir, "seq2seq"), best_metric="val_token_accuracy"
+    )
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     latest = checkpointer.latest_step()
     if latest is not None:

@@ -27,7 +27,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 import jax_models
-from trainers.checkpoint import Checkpointer
+from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import DatasetInfo, Split, load_dataset
 from trainers.errors import UserError
 from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
@@ -217,7 +217,7 @@ class Run:
         self.optimizer = nnx.Optimizer(self.model, optax.adam(config.learning_rate), wrt=nnx.Param)
         state = nnx.state((self.model, self.optimizer))
         nnx.update((self.model, self.optimizer), replicate(state, self.mesh))
-        self.checkpointer = Checkpointer(workdir / f"{self.prefix}_model")
+        self.checkpointer = Checkpointer(checkpoint_dir(workdir, self.prefix))
 
     def state(self) -> dict:
         return {"model": nnx.state(self.model), "optimizer": nnx.state(self.optimizer)}
