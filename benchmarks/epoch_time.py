@@ -24,7 +24,7 @@ import jax
 from benchmarks.throughput import load_average, machine
 from configs import default
 from trainers import train as train_lib
-from trainers.errors import UserError
+from trainers.errors import UserError, exit_on_user_error
 
 
 def training_examples(dataset: str, args: argparse.Namespace) -> int:
@@ -140,8 +140,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main)

@@ -9,10 +9,9 @@ replaced, so the prose around the tables (method, levers, conclusions) stays as 
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from trainers.errors import UserError
+from trainers.errors import UserError, exit_on_user_error
 
 BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
 
@@ -102,8 +101,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main)

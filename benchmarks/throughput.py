@@ -34,7 +34,7 @@ import jax_models
 from benchmarks import torch_models
 from trainers import train as train_lib
 from trainers.data import DATASETS
-from trainers.errors import UserError
+from trainers.errors import UserError, exit_on_user_error
 from trainers.metrics import TrainMetrics
 
 LEARNING_RATE = 1e-3
@@ -372,8 +372,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_user_error(main)
