@@ -137,15 +137,35 @@ def test_every_model_is_documented_by_its_module():
 
 
 @pytest.mark.parametrize(
-    "side, kernel, groups", [(2, 3, 1), (4, 5, 1), (1, 3, 1), (5, 3, 1), (5, 3, 4), (2, 3, 4)]
+    "side, kernel, groups, stride, padding",
+    [
+        (2, 3, 1, 1, "SAME"),
+        (4, 5, 1, 1, "SAME"),
+        (1, 3, 1, 1, "SAME"),
+        (5, 3, 1, 1, "SAME"),
+        (5, 3, 4, 1, "SAME"),
+        (2, 3, 4, 1, "SAME"),
+        (5, 1, 1, 1, "SAME"),
+        (7, 1, 1, 2, "SAME"),
+        (8, 1, 1, 2, "VALID"),
+        (5, 3, 1, 2, "SAME"),
+    ],
 )
-def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups):
-    x = jax.random.normal(jax.random.key(0), (2, side, side, 4))
+def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups, stride, padding):
+    x = jax.random.normal(jax.random.key(0), (2, side, side + 1, 4))
     k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4 // groups, 4 if groups > 1 else 6))
     options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC"), "feature_group_count": groups}
-    expected = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", **options)
-    result = tap_sum_conv(x, k, (1, 1), "SAME", **options)
-    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+    strides = (stride, stride)
+
+    def loss(conv, x, k):
+        return jnp.sum(jnp.sin(conv(x, k, strides, padding, **options)))
+
+    expected = jax.value_and_grad(functools.partial(loss, jax.lax.conv_general_dilated), (0, 1))(
+        x, k
+    )
+    result = jax.value_and_grad(functools.partial(loss, tap_sum_conv), (0, 1))(x, k)
+    for got, want in zip(jax.tree.leaves(result), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
