@@ -4,6 +4,11 @@ and stop the call when the user presses Stop.
 Gradio cancels a generator handler by closing it. The handler here yields after every decoding
 or denoising step, so closing lands promptly; its `finally` then flags the worker, whose
 stopping criterion (text) or step callback (diffusion) ends the model call at the next step.
+
+Gradio can only close a generator it has stored, which it does after the handler's first
+yield; a Stop that arrives before then cancels the request but leaves the generator to the
+garbage collector. So the first update comes before the worker starts: a run stopped that early
+never starts, and once the worker runs, Gradio holds the generator and closes it on Stop.
 """
 
 from __future__ import annotations
@@ -81,10 +86,12 @@ class BackgroundRun(Generic[T]):
             self._events.put(("error", error))
 
     def updates(self, work: Callable[[], T]) -> Iterator[Update[T]]:
-        """Starts `work` and yields after every step until it returns (or raises)."""
+        """Yields an empty update, then starts `work` and yields after every step until it
+        returns (or raises)."""
+        steps, text = 0, ""
+        yield Update(steps, text)
         thread = threading.Thread(target=self._work, args=(work,), name=self.name, daemon=True)
         thread.start()
-        steps, text = 0, ""
         try:
             while True:
                 kind, payload = self._events.get()

@@ -341,9 +341,21 @@ def test_closing_the_handler_stops_the_denoising_loop(tiny_models, monkeypatch):
     assert len(steps_run) < 200
 
 
+def test_a_run_stopped_before_its_first_update_is_taken_never_starts():
+    calls = []
+    run = generation.BackgroundRun("unit-never-started")
+    updates = run.updates(lambda: calls.append(1))
+    assert next(updates) == generation.Update(0, "")
+    updates.close()
+    time.sleep(0.1)  # time enough for a worker, had one started, to run
+    assert not calls
+    assert not [t for t in threading.enumerate() if t.name == "unit-never-started"]
+
+
 def test_a_cancelled_run_stops_text_generation_at_the_next_step():
     run = generation.BackgroundRun("unit")
     updates = run.updates(lambda: [run.step() for _ in range(3)])
+    assert next(updates).steps == 0
     assert next(updates).steps == 1
     updates.close()
     stop = run.stopping_criteria(torch.zeros((2, 3), dtype=torch.long), None)
