@@ -313,7 +313,7 @@ def test_image_has_the_requested_size_and_follows_the_seed(tiny_models):
                 tiny_models["image_generation"], "a photo", 2, 7.5, width, 64, seed
             )
         )
-        assert len(updates) == 3  # one update per denoising step, then the image
+        assert len(updates) == 4  # one before the first step, one per step, then the image
         return updates[-1]
 
     image = paint(seed=0)
