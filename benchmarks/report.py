@@ -20,7 +20,8 @@ def throughput_table(results: dict) -> list[str]:
     shape = "x".join(str(s) for s in results["image_shape"])
     load = results["load_average_before"][0], results["load_average_after"][0]
     lines = [
-        f"**{results['dataset']} shapes ({shape}), batch {results['batch_size']}**; "
+        f"**{results['dataset']} shapes ({shape}), batch {results['batch_size']}, JAX computing "
+        f"in {results.get('compute_dtype', 'float32')}**; "
         f"float32 matmul peak {results['peak_gflops']:.0f} GFLOP/s "
         f"(XLA {results['matmul_gflops']['jax']:.0f}, PyTorch "
         f"{results['matmul_gflops']['torch']:.0f}); 1-minute load average "

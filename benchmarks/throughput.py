@@ -99,8 +99,15 @@ def matmul_peak_gflops(size: int, repeats: int = 5) -> dict[str, float]:
 class JaxSide:
     """The project's own train step on synthetic uint8 data held on the device."""
 
-    def __init__(self, name: str, image_shape: tuple[int, int, int], batch_size: int):
+    def __init__(
+        self,
+        name: str,
+        image_shape: tuple[int, int, int],
+        batch_size: int,
+        compute_dtype: str = "float32",
+    ):
         self.batch_size = batch_size
+        self.compute_dtype = compute_dtype
         self.mesh = train_lib.make_mesh()
         rng = np.random.default_rng(0)
         num = batch_size * DATA_BATCHES
@@ -122,12 +129,17 @@ class JaxSide:
         step = jnp.int32(self.step % DATA_BATCHES)
         return (self.model, self.optimizer, self.metrics, *self.data, step)
 
+    def _static(self) -> dict:
+        return {
+            "batch_size": self.batch_size,
+            "mesh": self.mesh,
+            "compute_dtype": self.compute_dtype,
+        }
+
     def compile(self) -> dict:
         """Compiles the step (the calls that follow reuse it) and reads XLA's analyses."""
         start = time.perf_counter()
-        compiled = train_lib.train_step.lower(
-            *self._args(), batch_size=self.batch_size, mesh=self.mesh
-        ).compile()
+        compiled = train_lib.train_step.lower(*self._args(), **self._static()).compile()
         compile_s = time.perf_counter() - start
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
@@ -145,9 +157,7 @@ class JaxSide:
         """Seconds per step over `steps` calls of `train_step`."""
         start = time.perf_counter()
         for _ in range(steps):
-            self.metrics = train_lib.train_step(
-                *self._args(), batch_size=self.batch_size, mesh=self.mesh
-            )
+            self.metrics = train_lib.train_step(*self._args(), **self._static())
             self.step += 1
         jax.block_until_ready(self.metrics)
         return (time.perf_counter() - start) / steps
@@ -220,7 +230,7 @@ def bench_model(
     name: str, image_shape: tuple[int, int, int], batch_size: int, args: argparse.Namespace
 ) -> dict:
     """Compiles, warms up, then alternates timed rounds of the JAX and PyTorch steps."""
-    jax_side = JaxSide(name, image_shape, batch_size)
+    jax_side = JaxSide(name, image_shape, batch_size, args.compute_dtype)
     torch_side = TorchSide(name, image_shape, batch_size)
     if jax_side.params != torch_side.params:
         raise UserError(
@@ -302,6 +312,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="fewest alternations of the two")
     parser.add_argument("--min-steps", type=int, default=2, help="fewest steps in a round")
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the peak matmul")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=train_lib.COMPUTE_DTYPES,
+        default="float32",
+        help="the JAX step's compute dtype (weights stay float32); PyTorch stays float32",
+    )
     return parser.parse_args(argv)
 
 
@@ -357,6 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
         "dataset": args.dataset,
         "image_shape": list(image_shape),
         "batch_size": args.batch_size,
+        "compute_dtype": args.compute_dtype,
         "peak_gflops": peak_gflops,
         "matmul_gflops": peak,
         "flops_source": "XLA cost analysis of the compiled train step (forward, backward, Adam)",

@@ -19,6 +19,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000
     config.learning_rate = 1e-3
     config.seed = 0
+    # "bfloat16": the train step computes in bfloat16 on float32 master weights, for
+    # accelerators with bfloat16 units; on the study's CPU it is slower for most models
+    # (docs/performance.md). Evaluation stays float32.
+    config.compute_dtype = "float32"
     config.log_every_steps = 20
     # Compiled train/eval steps are kept here and reused by reruns, resumes and evaluation
     # (added by the throughput work, issue 6); "" turns the cache off.

@@ -68,6 +68,16 @@ def test_throughput_cli_writes_every_figure(tmp_path, capsys):
     assert "lenet5" in capsys.readouterr().out
 
 
+def test_throughput_cli_times_the_bfloat16_step(tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "8", "--json", str(out)]
+    argv += ["--seconds", "0", "--rounds", "1", "--min-steps", "1", "--peak-size", "128"]
+    throughput.main([*argv, "--compute-dtype", "bfloat16"])
+    results = json.loads(out.read_text())
+    assert results["compute_dtype"] == "bfloat16"
+    assert results["models"][0]["jax_images_per_s"] > 0
+
+
 def test_throughput_cli_rejects_an_unknown_model_in_one_line(tmp_path):
     command = [sys.executable, "-m", "benchmarks.throughput", "--models", "lenet5,nope"]
     command += ["--json", str(tmp_path / "x.json")]

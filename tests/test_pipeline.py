@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
@@ -18,6 +21,7 @@ from scripts.evaluate import evaluate
 from tests.fake_data import write_cifar_dataset, write_idx_dataset
 from trainers import train as train_lib
 from trainers.errors import UserError
+from trainers.metrics import TrainMetrics
 from trainers.train import train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,11 +236,61 @@ def test_tfds_failure_names_dataset_directory_files_and_reason(tmp_path, monkeyp
         ({"dataset": "svhn"}, "Unknown dataset 'svhn'; choose one of: mnist, fashion_mnist"),
         ({"batch_size": 1000}, "batch_size 1000 is larger than the 216 training examples"),
         ({"data_source": "web"}, "Unknown data_source 'web'"),
+        ({"compute_dtype": "float16"}, "compute_dtype 'float16' is not one of float32, bfloat16"),
     ],
 )
 def test_bad_config_values(data_root, tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         train_and_evaluate(tiny_config(data_root, **overrides), str(tmp_path))
+
+
+def one_step(compute_dtype: str) -> tuple[nnx.Module, nnx.Module, dict]:
+    """A fresh tiny BatchNorm net before and after one train step on a fixed batch."""
+    mesh = train_lib.make_mesh()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (32, 12, 12, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, 32).astype(np.int32)
+    data = [train_lib.put_replicated(a, mesh) for a in (images, labels, np.arange(32))]
+    before = jax_models.create("tiny_bn_dropout", num_classes=10, input_shape=(12, 12, 1))
+    model = jax_models.create("tiny_bn_dropout", num_classes=10, input_shape=(12, 12, 1))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    nnx.update((model, optimizer), train_lib.replicate(nnx.state((model, optimizer)), mesh))
+    model.train()
+    metrics = train_lib.replicate(TrainMetrics.empty(), mesh)
+    metrics = train_lib.train_step(
+        model,
+        optimizer,
+        metrics,
+        *data,
+        np.int32(0),
+        batch_size=32,
+        mesh=mesh,
+        compute_dtype=compute_dtype,
+    )
+    return before, model, {k: float(v) for k, v in metrics.compute().items()}
+
+
+def test_bfloat16_compute_updates_float32_weights_like_float32():
+    before, full, full_metrics = one_step("float32")
+    _, mixed, mixed_metrics = one_step("bfloat16")
+    assert mixed_metrics["loss"] == pytest.approx(full_metrics["loss"], rel=0.02)
+    assert mixed_metrics["loss"] != full_metrics["loss"]  # it did compute in bfloat16
+    start, full_state, mixed_state = (nnx.state(m) for m in (before, full, mixed))
+    floats = [
+        (a, b, c)
+        for a, b, c in zip(
+            *(jax.tree.leaves(s) for s in (start, full_state, mixed_state)), strict=True
+        )
+        if jnp.issubdtype(c.dtype, jnp.floating)
+    ]
+    assert all(c.dtype == jnp.float32 for _, _, c in floats)  # master weights and statistics
+    np.testing.assert_allclose(mixed.norm.mean[...], full.norm.mean[...], rtol=0.02, atol=1e-3)
+    assert not np.allclose(mixed.norm.mean[...], before.norm.mean[...])  # statistics updated
+    full_step = np.concatenate([np.ravel(b - a) for a, b, _ in floats])
+    mixed_step = np.concatenate([np.ravel(c - a) for a, _, c in floats])
+    moved = full_step != 0
+    assert moved.mean() > 0.5
+    assert np.mean(np.sign(mixed_step[moved]) == np.sign(full_step[moved])) > 0.9
 
 
 def test_workdir_that_cannot_be_written(data_root, tmp_path):
