@@ -222,6 +222,7 @@ class Run:
     """Model, optimizer and on-device data of one (model, dataset) run, built from a config."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
+        check_compute_dtype(config)  # before minutes of data loading
         use_compilation_cache(config.get("compilation_cache_dir", ""))
         self.config = config
         self.prefix = run_prefix(config)
@@ -281,6 +282,9 @@ def check_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None
         )
     if config.eval_batch_size <= 0:
         raise UserError("eval_batch_size must be positive; set --config.eval_batch_size=1000.")
+
+
+def check_compute_dtype(config: ml_collections.ConfigDict) -> None:
     if config.get("compute_dtype", "float32") not in COMPUTE_DTYPES:
         raise UserError(
             f"compute_dtype {config.compute_dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}; "
