@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
-from flax import nnx
 
 import jax_models
 from benchmarks import torch_models
@@ -117,9 +116,7 @@ class JaxSide:
         self.data = tuple(train_lib.put_replicated(a, self.mesh) for a in (images, labels, order))
         self.data_bytes = sum(a.nbytes for a in (images, labels, order))
         self.model = jax_models.create(name, num_classes=10, input_shape=image_shape)
-        self.optimizer = nnx.Optimizer(self.model, optax.adam(LEARNING_RATE), wrt=nnx.Param)
-        state = nnx.state((self.model, self.optimizer))
-        nnx.update((self.model, self.optimizer), train_lib.replicate(state, self.mesh))
+        self.optimizer = train_lib.replicated_adam(self.model, LEARNING_RATE, self.mesh)
         self.model.train()
         self.metrics = train_lib.replicate(TrainMetrics.empty(), self.mesh)
         self.params = jax_models.count_params(self.model)

@@ -10,7 +10,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 import tensorflow_datasets as tfds
 from flax import nnx
@@ -253,8 +252,7 @@ def one_step(compute_dtype: str) -> tuple[nnx.Module, nnx.Module, dict]:
     data = [train_lib.put_replicated(a, mesh) for a in (images, labels, np.arange(32))]
     before = jax_models.create("tiny_bn_dropout", num_classes=10, input_shape=(12, 12, 1))
     model = jax_models.create("tiny_bn_dropout", num_classes=10, input_shape=(12, 12, 1))
-    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-    nnx.update((model, optimizer), train_lib.replicate(nnx.state((model, optimizer)), mesh))
+    optimizer = train_lib.replicated_adam(model, 1e-3, mesh)
     model.train()
     metrics = train_lib.replicate(TrainMetrics.empty(), mesh)
     metrics = train_lib.train_step(

@@ -62,6 +62,13 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
+def replicated_adam(model: nnx.Module, learning_rate: float, mesh: Mesh) -> nnx.Optimizer:
+    """The study's Adam on `model`'s Params, model and optimizer state replicated over `mesh`."""
+    optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+    nnx.update((model, optimizer), replicate(nnx.state((model, optimizer)), mesh))
+    return optimizer
+
+
 def use_compilation_cache(directory: str) -> None:
     """Keeps compiled steps on disk, so a rerun, a resume or `scripts.evaluate` loads them
     instead of compiling again (seconds to a minute per network on a small CPU).
@@ -245,9 +252,7 @@ class Run:
             input_shape=self.info.image_shape,
             seed=config.seed,
         )
-        self.optimizer = nnx.Optimizer(self.model, optax.adam(config.learning_rate), wrt=nnx.Param)
-        state = nnx.state((self.model, self.optimizer))
-        nnx.update((self.model, self.optimizer), replicate(state, self.mesh))
+        self.optimizer = replicated_adam(self.model, config.learning_rate, self.mesh)
         self.checkpointer = Checkpointer(checkpoint_dir(workdir, self.prefix))
 
     def state(self) -> dict:
