@@ -29,7 +29,7 @@ from trainers.errors import UserError, exit_on_user_error
 
 def training_examples(dataset: str, args: argparse.Namespace) -> int:
     """Examples in a full training epoch: the training split less the validation hold-out."""
-    train = train_lib.load_dataset(dataset, args.data_dir, args.data_source)[1]["train"]
+    train = train_lib.load_dataset(dataset, args.data_dir, args.data_source).splits["train"]
     fraction = default.get_config().validation_fraction
     return len(train) - max(1, round(len(train) * fraction))
 

@@ -8,9 +8,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.task = "classification"
     config.model = "lenet5"
     config.dataset = "mnist"
-    # `{data_dir}/{dataset}/` holds the publishers' files; without them tfds is used.
-    config.data_dir = "data"
-    config.data_source = "auto"  # auto | files | tfds
+    # {data_dir}/{dataset}/ holds the publishers' files; `auto` downloads them there once
+    config.data_dir = "~/.cache/jax_cnn_study/datasets"
+    # auto: files in data_dir, downloaded when missing | files: never download | tfds: prepared
+    config.data_source = "auto"
+    # base URL serving {data_mirror}/{dataset}/{file}; empty: the publishers' own servers
+    config.data_mirror = ""
     config.tfds_data_dir = ""  # empty: tfds's own default directory
     config.validation_fraction = 0.1
     config.max_train_examples = 0  # 0: the whole training split

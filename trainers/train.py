@@ -234,9 +234,14 @@ class Run:
         self.config = config
         self.prefix = run_prefix(config)
         self.mesh = make_mesh()
-        self.info, splits = load_dataset(
-            config.dataset, config.data_dir, config.data_source, config.tfds_data_dir
+        loaded = load_dataset(
+            config.dataset,
+            config.data_dir,
+            config.data_source,
+            config.tfds_data_dir,
+            config.get("data_mirror", ""),
         )
+        self.info, splits, self.data_provenance = loaded.info, loaded.splits, loaded.provenance
         train, validation = split_train_validation(
             splits["train"], config.validation_fraction, config.max_train_examples, config.seed
         )
@@ -475,5 +480,6 @@ def final_results(run: Run, history: dict, throughput: dict, params: int, flops:
         "params": params,
         "flops": flops,
         "config": run.config.to_dict(),
+        "data": run.data_provenance,
         "environment": environment(),
     }
