@@ -31,9 +31,10 @@ def train_config() -> ml_collections.ConfigDict:
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    # Comma-separated jax_models registry names; every one trains on every dataset.
     config.models = "lenet5,alexnet,googlenet,vgg16_bn,xception,resnet18,senet18"
-    config.datasets = "mnist,fashion_mnist,cifar10"
-    config.seeds = "0,1,2"
+    config.datasets = "mnist,fashion_mnist,cifar10"  # comma-separated dataset names, of those three
+    config.seeds = "0,1,2"  # comma-separated; each (model, dataset) pair trains once per seed
     config.report_only = False  # True: only rebuild DIR/report.md from the results files
     config.train = train_config()
     config.train.num_epochs = 20

@@ -5,9 +5,9 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.task = "classification"
-    config.model = "lenet5"
-    config.dataset = "mnist"
+    config.task = "classification"  # classification (CNN on images) | seq2seq: configs/seq2seq.py
+    config.model = "lenet5"  # the CNN, by jax_models registry name (lenet5, vgg16_bn, resnet18...)
+    config.dataset = "mnist"  # mnist | fashion_mnist | cifar10
     # {data_dir}/{dataset}/ holds the publishers' files; `auto` downloads them there once
     config.data_dir = "~/.cache/jax_cnn_study/datasets"
     # auto: files in data_dir, downloaded when missing | files: never download | tfds: prepared
@@ -15,20 +15,18 @@ def get_config() -> ml_collections.ConfigDict:
     # base URL serving {data_mirror}/{dataset}/{file}; empty: the publishers' own servers
     config.data_mirror = ""
     config.tfds_data_dir = ""  # empty: tfds's own default directory
-    config.validation_fraction = 0.1
+    config.validation_fraction = 0.1  # share of the training split held out to pick the best epoch
     config.max_train_examples = 0  # 0: the whole training split
-    config.num_epochs = 5
-    config.batch_size = 128
-    config.eval_batch_size = 1000
-    config.learning_rate = 1e-3
-    config.seed = 0
-    # "bfloat16": the train step computes in bfloat16 on float32 master weights, for
-    # accelerators with bfloat16 units; on the study's CPU it is slower for most models
-    # (docs/performance.md). Evaluation stays float32.
+    config.num_epochs = 5  # passes over the training split
+    config.batch_size = 128  # training examples per step, all devices (a multiple of their count)
+    config.eval_batch_size = 1000  # examples per validation/test step; bounds memory
+    config.learning_rate = 1e-3  # Adam's step size
+    config.seed = 0  # seeds the validation split, the initial weights and the batch order
+    # bfloat16: train steps compute in bfloat16 on float32 weights (slower on CPU, see
+    # docs/performance.md); evaluation stays float32
     config.compute_dtype = "float32"
-    config.log_every_steps = 20
-    # Compiled train/eval steps are kept here and reused by reruns, resumes and evaluation
-    # (added by the throughput work, issue 6); "" turns the cache off.
+    config.log_every_steps = 20  # steps between updates of the progress bar's loss and accuracy
+    # compiled steps kept for reruns, resumes and evaluation; "" turns the cache off
     config.compilation_cache_dir = "~/.cache/jax_cnn_study/xla"
     # Multi-host: every process runs the same command; see README "Scaling out".
     config.distributed = False

@@ -27,4 +27,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, help_config="configs/compare.py")
