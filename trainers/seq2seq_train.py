@@ -23,9 +23,10 @@ from tqdm import tqdm
 from jax_models.complexity import count_params
 from jax_models.seq2seq import END_ID, PAD_ID, Seq2Seq
 from trainers import seq2seq_data
-from trainers.checkpoint import Checkpointer, checkpoint_dir
+from trainers.checkpoint import Checkpointer
 from trainers.errors import UserError
-from trainers.train import environment, prepare_workdir, write_json
+from trainers.run_files import finished_results, run_files
+from trainers.train import environment, epochs_done, prepare_workdir, write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -268,16 +269,23 @@ def plot_attention(model: Seq2Seq, dataset: Dataset, num_examples: int, path: Pa
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
-    """Trains (resuming from the latest checkpoint), evaluates the best one, writes results."""
+    """Trains (resuming from the latest checkpoint), evaluates the best one, writes results.
+
+    A run already finished in `workdir` returns its results file without training.
+    """
     validate_config(config)
-    workdir = prepare_workdir(workdir)
+    path = prepare_workdir(workdir)
+    files = run_files(config, path)
+    finished = finished_results(files, config.num_epochs)
+    if finished is not None:
+        done = epochs_done(finished["epochs"], config.num_epochs)
+        tqdm.write(f"seq2seq in {workdir} already {done}; nothing to train.")
+        return finished
     datasets = make_datasets(config)
     train_data = {name: jnp.asarray(array) for name, array in datasets["train"].items()}
     model = create_model(config)
     optimizer = create_optimizer(model, config)
-    checkpointer = Checkpointer(
-        checkpoint_dir(workdir, "seq2seq"), best_metric="val_token_accuracy"
-    )
+    checkpointer = Checkpointer(files.checkpoints, best_metric="val_token_accuracy")
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
     latest = checkpointer.latest_step()
     if latest is not None:
@@ -332,17 +340,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         "config": config.to_dict(),
         "environment": environment(),
     }
-    write_json(workdir / "seq2seq_results.json", results)
-    plot_losses(history, workdir / "seq2seq_loss.png")
-    if model.uses_attention:
-        plot_attention(
-            model,
-            datasets["test"],
-            config.num_attention_examples,
-            workdir / "seq2seq_attention.png",
-        )
-    tqdm.write(
-        f"test (greedy, best epoch {best_epoch}): token accuracy "
-        f"{test['token_accuracy']:.4f}, sequence accuracy {test['sequence_accuracy']:.4f}"
-    )
+    write_json(files.results, results)
+    plot_losses(history, files.curves)
+    if files.attention is not None:
+        plot_attention(model, datasets["test"], config.num_attention_examples, files.attention)
     return results

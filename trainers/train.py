@@ -32,14 +32,11 @@ from trainers.data import DatasetInfo, Split, load_dataset
 from trainers.errors import UserError
 from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
 from trainers.plots import plot_curves
+from trainers.run_files import finished_results, run_files, run_prefix
 
 PyTree = Any
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
 COMPUTE_DTYPES = ("float32", "bfloat16")
-
-
-def run_prefix(config: ml_collections.ConfigDict) -> str:
-    return f"{config.model}_{config.dataset}"
 
 
 def make_mesh() -> Mesh:
@@ -229,7 +226,7 @@ class Run:
     """Model, optimizer and on-device data of one (model, dataset) run, built from a config."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
-        check_compute_dtype(config)  # before minutes of data loading
+        check_settings(config)  # before minutes of data loading
         use_compilation_cache(config.get("compilation_cache_dir", ""))
         self.config = config
         self.prefix = run_prefix(config)
@@ -246,7 +243,7 @@ class Run:
             splits["train"], config.validation_fraction, config.max_train_examples, config.seed
         )
         self.num_train = len(train)
-        check_batch_sizes(config, self.num_train)
+        check_batch_fits(config, self.num_train)
         self.splits = {
             name: (put_replicated(s.images, self.mesh), put_replicated(s.labels, self.mesh))
             for name, s in (("train", train), ("val", validation), ("test", splits["test"]))
@@ -279,11 +276,21 @@ class Run:
         )
 
 
-def check_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None:
+def check_batch_fits(config: ml_collections.ConfigDict, num_train: int) -> None:
     if config.batch_size > num_train:
         raise UserError(
             f"batch_size {config.batch_size} is larger than the {num_train} training examples "
             f"of {config.dataset} left after the validation split; lower --config.batch_size."
+        )
+
+
+def check_settings(config: ml_collections.ConfigDict) -> None:
+    """The checks that need no data: they run before minutes of loading it, and refuse bad
+    input even where a finished run leaves nothing to train."""
+    if config.get("compute_dtype", "float32") not in COMPUTE_DTYPES:
+        raise UserError(
+            f"compute_dtype {config.compute_dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}; "
+            "set --config.compute_dtype=float32."
         )
     if config.batch_size <= 0 or config.batch_size % jax.device_count():
         raise UserError(
@@ -292,14 +299,6 @@ def check_batch_sizes(config: ml_collections.ConfigDict, num_train: int) -> None
         )
     if config.eval_batch_size <= 0:
         raise UserError("eval_batch_size must be positive; set --config.eval_batch_size=1000.")
-
-
-def check_compute_dtype(config: ml_collections.ConfigDict) -> None:
-    if config.get("compute_dtype", "float32") not in COMPUTE_DTYPES:
-        raise UserError(
-            f"compute_dtype {config.compute_dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}; "
-            "set --config.compute_dtype=float32."
-        )
 
 
 def prepare_workdir(workdir: str) -> Path:
@@ -381,12 +380,31 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def epochs_done(latest: int, num_epochs: int) -> str:
+    """`finished 5 of 5 epochs`, or what a checkpoint beyond a lowered num_epochs holds."""
+    if latest == num_epochs:
+        return f"finished {latest} of {num_epochs} epochs"
+    return f"trained {latest} epochs (num_epochs is {num_epochs})"
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains `config.model` on `config.dataset`, resuming from `workdir`, and writes results.
 
-    Returns the results dict also written to `{workdir}/{model}_{dataset}_results.json`.
+    Returns the results dict also written to `{workdir}/{model}_{dataset}_results.json`; a run
+    already finished there returns that file without loading data or training.
     """
+    check_settings(config)
     path = prepare_workdir(workdir)
+    files = run_files(config, path)
+    finished = finished_results(files, config.num_epochs)
+    if finished is not None:
+        logging.info(
+            "%s in %s already %s; nothing to train.",
+            run_prefix(config),
+            workdir,
+            epochs_done(finished["epochs"], config.num_epochs),
+        )
+        return finished
     run = Run(config, path)
     params = jax_models.count_params(run.model)
     flops = jax_models.forward_flops(run.model, run.info.image_shape)
@@ -439,9 +457,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     results = final_results(run, history, throughput, params, flops)
     if jax.process_index() == 0:
-        write_json(path / f"{run.prefix}_results.json", results)
-        title = f"{config.model} on {config.dataset}"
-        plot_curves(history, title, path / f"{run.prefix}_curves.png")
+        write_json(files.results, results)
+        plot_curves(history, f"{config.model} on {config.dataset}", files.curves)
     run.checkpointer.close()
     return results
 
