@@ -89,8 +89,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.epoch_time", description=__doc__)
     parser.add_argument("--models", required=True, help="comma-separated jax_models names")
     parser.add_argument("--datasets", default="mnist,cifar10", help="comma-separated datasets")
-    parser.add_argument("--data-dir", default="data", help="holds {dataset}/ with its files")
-    parser.add_argument("--data-source", default="files", choices=("auto", "files", "tfds"))
+    parser.add_argument(
+        "--data-dir", default=default.get_config().data_dir, help="holds {dataset}/ with its files"
+    )
+    parser.add_argument("--data-source", default="auto", choices=("auto", "files", "tfds"))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="batches per timed epoch; 0: all")
     parser.add_argument(
