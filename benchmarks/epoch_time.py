@@ -23,8 +23,9 @@ import jax
 
 from benchmarks.throughput import load_average, machine
 from configs import default
+from jax_models.errors import UserError
 from trainers import train as train_lib
-from trainers.errors import UserError, exit_on_user_error
+from trainers.errors import exit_on_user_error
 
 
 def training_examples(dataset: str, args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-from trainers.errors import UserError, exit_on_user_error
+from jax_models.errors import UserError
+from trainers.errors import exit_on_user_error
 
 BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
 

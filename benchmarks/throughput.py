@@ -31,9 +31,10 @@ import torch
 
 import jax_models
 from benchmarks import torch_models
+from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
-from trainers.errors import UserError, exit_on_user_error
+from trainers.errors import exit_on_user_error
 from trainers.metrics import TrainMetrics
 
 LEARNING_RATE = 1e-3

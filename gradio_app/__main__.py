@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gradio_app.config import all_local, build_config
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
     {

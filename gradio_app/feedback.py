@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 LOGGER = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gradio_app.config import looks_like_path
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 T = TypeVar("T")
 LOGGER = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 ModelFactory = Callable[..., nnx.Module]
 _FACTORIES: dict[str, ModelFactory] = {}

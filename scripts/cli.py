@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 from absl import app, flags
 from absl import logging as absl_logging
 
+from jax_models.errors import UserError
 from scripts import config_help
 from scripts.logs import project_records_only
-from trainers.errors import UserError
 
 FLAGS = flags.FLAGS
 HELP_ARGS = frozenset(

@@ -17,7 +17,7 @@ from typing import Any
 import ml_collections
 
 import configs
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 CONFIG_DIR = Path(configs.__file__).parent
 

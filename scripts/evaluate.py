@@ -10,9 +10,9 @@ from pathlib import Path
 from absl import flags
 from ml_collections import config_flags
 
+from jax_models.errors import UserError
 from scripts.cli import run_main
 from trainers.checkpoint import checkpoint_dir
-from trainers.errors import UserError
 from trainers.train import Run, run_prefix, test_metrics
 
 FLAGS = flags.FLAGS

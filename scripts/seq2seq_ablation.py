@@ -14,8 +14,8 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from jax_models.errors import UserError
 from scripts.cli import run_main
-from trainers.errors import UserError
 from trainers.seq2seq_train import train_and_evaluate
 
 TRAIN_LENGTHS = (10, 20, 40)

@@ -10,7 +10,7 @@ import pytest
 
 from gradio_app import __main__ as cli
 from gradio_app.config import DEFAULT_MODELS, TASKS, all_local, build_config, read_models_file
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

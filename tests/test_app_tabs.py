@@ -23,9 +23,9 @@ from gradio_app.tabs import (
     story,
     summarization,
 )
+from jax_models.errors import UserError
 from tests import app_fixtures
 from tests.app_fixtures import WINDOW
-from trainers.errors import UserError
 
 tiny_models = app_fixtures.tiny_models  # the session fixture, shared with the other app tests
 

@@ -14,10 +14,10 @@ from configs import seq2seq as seq2seq_configs
 from gradio_app.config import AppConfig
 from gradio_app.loaders import ModelUnavailable
 from gradio_app.tabs import image_classifier, sequence_reversal
+from jax_models.errors import UserError
 from tests import app_fixtures
 from tests.fake_data import write_idx_dataset
 from trainers import seq2seq_train
-from trainers.errors import UserError
 from trainers.train import train_and_evaluate
 
 CLASSIFIER = "app_tiny_linear_mnist"

@@ -16,10 +16,10 @@ from flax import nnx
 
 import jax_models
 from configs import compare, compare_cpu, reference_results
+from jax_models.errors import UserError
 from tests.fake_data import write_idx_dataset
 from trainers import grid, report
 from trainers import train as train_lib
-from trainers.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from jax_models.errors import UserError
 from tests.fake_data import write_cifar_dataset, write_idx_dataset
 from trainers import data, releases
-from trainers.errors import UserError
 
 
 class Mirror:

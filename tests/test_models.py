@@ -18,8 +18,8 @@ from flax import nnx
 
 from jax_models import MODELS, count_params, create
 from jax_models.blocks import max_pool, tap_sum_conv
+from jax_models.errors import UserError
 from scripts.model_table import family_text, model_families
-from trainers.errors import UserError
 
 NUM_CLASSES = 10
 SHAPES = ((28, 28, 1), (32, 32, 3))

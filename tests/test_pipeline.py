@@ -16,10 +16,10 @@ from flax import nnx
 
 import jax_models
 from configs import default
+from jax_models.errors import UserError
 from scripts.evaluate import evaluate
 from tests.fake_data import write_cifar_dataset, write_idx_dataset
 from trainers import train as train_lib
-from trainers.errors import UserError
 from trainers.metrics import TrainMetrics
 from trainers.train import train_and_evaluate
 

@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from configs.seq2seq import get_config
+from jax_models.errors import UserError
 from jax_models.seq2seq import (
     END_ID,
     NUM_SPECIAL_TOKENS,
@@ -22,7 +23,6 @@ from jax_models.seq2seq import (
 from scripts import seq2seq_ablation as ablation
 from trainers import seq2seq_data, seq2seq_train
 from trainers.checkpoint import Checkpointer
-from trainers.errors import UserError
 from trainers.seq2seq_inference import load_reverser
 
 VOCAB = 10

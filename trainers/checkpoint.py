@@ -11,7 +11,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 PyTree = Any
 

@@ -17,8 +17,8 @@ import numpy as np
 import requests
 from absl import logging
 
+from jax_models.errors import UserError
 from trainers.download import fetch_release, short_reason
-from trainers.errors import UserError
 from trainers.releases import RELEASES, ReleaseFile, content_digest
 
 DATA_SOURCES = ("auto", "files", "tfds")

@@ -16,7 +16,7 @@ import requests
 from absl import logging
 from tqdm import tqdm
 
-from trainers.errors import UserError
+from jax_models.errors import UserError
 from trainers.releases import Release, ReleaseFile
 
 TIMEOUT_S = 60

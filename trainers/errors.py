@@ -1,11 +1,9 @@
-"""The one exception type that reaches users as a message instead of a traceback."""
+"""Command-line glue for UserError: one `error:` line and exit status 2 instead of a traceback."""
 
 import sys
 from collections.abc import Callable
 
-
-class UserError(Exception):
-    """Bad input or environment the user can fix; scripts print it as one line and exit 2."""
+from jax_models.errors import UserError
 
 
 def exit_on_user_error(main: Callable[[], object]) -> None:

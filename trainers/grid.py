@@ -16,10 +16,10 @@ import ml_collections
 
 import jax_models
 from configs.compare import GRID_KEYS
+from jax_models.errors import UserError
 from trainers import report, train
 from trainers.checkpoint import checkpoint_dir
 from trainers.data import DATASETS
-from trainers.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

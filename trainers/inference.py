@@ -10,9 +10,9 @@ import optax
 from flax import nnx
 
 import jax_models
+from jax_models.errors import UserError
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import dataset_info
-from trainers.errors import UserError
 
 
 @dataclass

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from configs import reference_results
+from jax_models.errors import UserError
 from trainers.data import DATASETS
-from trainers.errors import UserError
 
 REPORT_NAME = "report.md"
 CONFUSION_DIR = "confusion"

@@ -10,10 +10,10 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from jax_models.errors import UserError
 from jax_models.seq2seq import Seq2Seq
 from trainers import seq2seq_data
 from trainers.checkpoint import Checkpointer, checkpoint_dir
-from trainers.errors import UserError
 from trainers.seq2seq_train import create_model, create_optimizer, restore_checkpoint
 
 

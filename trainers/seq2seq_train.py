@@ -21,10 +21,10 @@ from flax import nnx
 from tqdm import tqdm
 
 from jax_models.complexity import count_params
+from jax_models.errors import UserError
 from jax_models.seq2seq import END_ID, PAD_ID, Seq2Seq
 from trainers import seq2seq_data
 from trainers.checkpoint import Checkpointer
-from trainers.errors import UserError
 from trainers.run_files import finished_results, run_files
 from trainers.train import environment, epochs_done, prepare_workdir, write_json
 

@@ -27,9 +27,9 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 import jax_models
+from jax_models.errors import UserError
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import DatasetInfo, Split, load_dataset
-from trainers.errors import UserError
 from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
 from trainers.plots import plot_curves
 from trainers.run_files import finished_results, run_files, run_prefix

@@ -17,7 +17,7 @@ from gradio_app.hf_models import load_question_answering
 from gradio_app.loaders import MODELS
 from gradio_app.tabs.common import queue_settings, refresh_after, status_line
 from gradio_app.window import context_window, warn_truncated
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 TASK = "question_answering"
 ANSWER_LABEL = "answer"

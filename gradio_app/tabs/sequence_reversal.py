@@ -19,7 +19,7 @@ from gradio_app.config import AppConfig
 from gradio_app.feedback import is_blank, user_facing, warn
 from gradio_app.loaders import MODELS, ModelUnavailable, first_line
 from gradio_app.tabs.common import queue_settings, refresh_after, status_line
-from trainers.errors import UserError
+from jax_models.errors import UserError
 
 TASK = "sequence_reversal"
 
