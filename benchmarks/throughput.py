@@ -36,6 +36,7 @@ from trainers import train as train_lib
 from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
 from trainers.metrics import TrainMetrics
+from trainers.settings import COMPUTE_DTYPES
 
 LEARNING_RATE = 1e-3
 # Steps of synthetic data the benchmark keeps on the device; each step gathers one batch of it.
@@ -312,7 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peak-size", type=int, default=2048, help="side of the peak matmul")
     parser.add_argument(
         "--compute-dtype",
-        choices=train_lib.COMPUTE_DTYPES,
+        choices=COMPUTE_DTYPES,
         default="float32",
         help="the JAX step's compute dtype (weights stay float32); PyTorch stays float32",
     )

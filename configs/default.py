@@ -21,6 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 128  # training examples per step, all devices (a multiple of their count)
     config.eval_batch_size = 1000  # examples per validation/test step; bounds memory
     config.learning_rate = 1e-3  # Adam's step size
+    # stop the run when an epoch's mean train loss exceeds this x ln(classes), the starting loss
+    config.divergence_factor = 10.0
     config.seed = 0  # seeds the validation split, the initial weights and the batch order
     # bfloat16: train steps compute in bfloat16 on float32 weights (slower on CPU, see
     # docs/performance.md); evaluation stays float32

@@ -31,6 +31,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000  # lists per validation/test step; bounds memory
     config.learning_rate = 3e-3  # Adam's step size
     config.max_grad_norm = 1.0  # global-norm gradient clipping before Adam
+    # stop the run when an epoch's mean train loss exceeds this x ln(tokens), the starting loss
+    config.divergence_factor = 10.0
     config.seed = 0  # seeds the lists drawn, the initial weights and the batch order
     config.num_attention_examples = 4  # held-out examples drawn in seq2seq_attention.png
     return config

@@ -13,7 +13,8 @@ from ml_collections import config_flags
 from jax_models.errors import UserError
 from scripts.cli import run_main
 from trainers.checkpoint import checkpoint_dir
-from trainers.train import Run, run_prefix, test_metrics
+from trainers.run_files import results_path, run_prefix
+from trainers.train import Run, test_metrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "The workdir a scripts.train run wrote.")
@@ -42,9 +43,16 @@ def evaluate(config, workdir: str) -> dict:
 def main(argv: list[str]) -> None:
     del argv
     metrics = evaluate(FLAGS.config, FLAGS.workdir)
-    results_path = Path(FLAGS.workdir) / f"{run_prefix(FLAGS.config)}_results.json"
-    recorded = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    print(f"best epoch {metrics['best_epoch']}")
+    results_file = results_path(FLAGS.workdir, run_prefix(FLAGS.config))
+    recorded = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    best = metrics["best_epoch"]
+    recorded_best = recorded.get("best_epoch", best)
+    note = (
+        ""
+        if recorded_best == best
+        else f"  (not the recorded best: results file says {recorded_best})"
+    )
+    print(f"best epoch {best}{note}")
     for key in COMPARED:
         note = ""
         if key in recorded:

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from jax_models.errors import UserError
 from scripts.cli import run_main
+from trainers.run_files import results_path
 from trainers.seq2seq_train import train_and_evaluate
 
 TRAIN_LENGTHS = (10, 20, 40)
@@ -50,9 +51,9 @@ def cell_config(
 
 def run_cell(config: ml_collections.ConfigDict, workdir: Path) -> dict:
     """Results of one cell: read back when finished with this config, trained otherwise."""
-    results_path = workdir / "seq2seq_results.json"
-    if results_path.is_file():
-        results = json.loads(results_path.read_text())
+    results_file = results_path(workdir, "seq2seq")
+    if results_file.is_file():
+        results = json.loads(results_file.read_text())
         # JSON turns tuples into lists, so compare both sides in their JSON form.
         if results["config"] != json.loads(json.dumps(config.to_dict())):
             raise UserError(

@@ -18,7 +18,7 @@ import jax_models
 from configs import compare, compare_cpu, reference_results
 from jax_models.errors import UserError
 from tests.fake_data import write_idx_dataset
-from trainers import grid, report
+from trainers import grid, report, run_files
 from trainers import train as train_lib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,8 +90,8 @@ def fake_results(
 
 
 def write_results(workdir: Path, seed: int, results: dict) -> Path:
-    path = report.results_path(
-        report.seed_workdir(workdir, seed), results["model"], results["dataset"]
+    path = run_files.results_path(
+        run_files.seed_workdir(workdir, seed), f"{results['model']}_{results['dataset']}"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results))

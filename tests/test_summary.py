@@ -11,7 +11,6 @@ from tests.fake_data import write_idx_dataset
 from tests.test_pipeline import run_cli
 from trainers.run_files import RunFiles, finished_results, run_files
 from trainers.summary import format_duration, format_summary
-from trainers.train import epochs_done
 
 CLASSIFIER = {
     "model": "lenet5",
@@ -66,11 +65,6 @@ def test_summary_of_a_seq2seq_run(use_attention):
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
-
-
-def test_epochs_done_names_a_lowered_num_epochs():
-    assert epochs_done(5, 5) == "finished 5 of 5 epochs"
-    assert epochs_done(5, 3) == "trained 5 epochs (num_epochs is 3)"
 
 
 # Real runs through the command line, each trained once and then rerun.

@@ -7,6 +7,7 @@ release (`trainers.releases`), so a run records whether it trained on the offici
 """
 
 import gzip
+import hashlib
 import pickle
 import struct
 import tarfile
@@ -87,9 +88,19 @@ class LoadedDataset:
 
     info: DatasetInfo
     splits: dict[str, Split]
-    # source, directory, matches_official_release (None where it cannot be checked) and
-    # the files whose content differs from the release.
+    # source, directory, matches_official_release (None where it cannot be checked), the
+    # files whose content differs from the release, and the content_sha256 of both splits.
     provenance: dict
+
+
+def content_sha256(splits: dict[str, Split]) -> str:
+    """One digest of every image and label, whatever files or format they were read from: a
+    resumed run checks it to be sure it goes on training on the same data."""
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        digest.update(splits[name].images.tobytes())
+        digest.update(splits[name].labels.astype("<i4").tobytes())
+    return digest.hexdigest()
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -366,6 +377,7 @@ def load_dataset(
             "directory": tfds_data_dir or "tfds default",
             "matches_official_release": None,
             "differing_files": [],
+            "content_sha256": content_sha256(splits),
         }
         return LoadedDataset(info, splits, provenance)
     missing = missing_release_files(name, directory)
@@ -377,4 +389,7 @@ def load_dataset(
     if missing:
         fetch_release(RELEASES[name], directory, missing, mirror)
     splits, members = load_from_files(info, directory)
-    return LoadedDataset(info, splits, release_check(info, directory, members))
+    provenance = release_check(info, directory, members) | {
+        "content_sha256": content_sha256(splits)
+    }
+    return LoadedDataset(info, splits, provenance)

@@ -20,6 +20,7 @@ from jax_models.errors import UserError
 from trainers import report, train
 from trainers.checkpoint import checkpoint_dir
 from trainers.data import DATASETS
+from trainers.run_files import results_path, seed_workdir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +33,10 @@ class Pair:
         return f"{self.model} on {self.dataset}, seed {self.seed}"
 
     def workdir(self, root: Path) -> Path:
-        return report.seed_workdir(root, self.seed)
+        return seed_workdir(root, self.seed)
 
     def results_path(self, root: Path) -> Path:
-        return report.results_path(self.workdir(root), self.model, self.dataset)
+        return results_path(self.workdir(root), f"{self.model}_{self.dataset}")
 
 
 def parse_list(value: str | Sequence, what: str) -> list[str]:

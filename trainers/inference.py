@@ -13,6 +13,7 @@ import jax_models
 from jax_models.errors import UserError
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import dataset_info
+from trainers.run_files import RESULTS_SUFFIX, results_path
 
 
 @dataclass
@@ -47,10 +48,10 @@ def list_classifiers(workdir: str | Path) -> list[str]:
     if not path.is_dir():
         return []
     found = []
-    for results_path in path.glob("*_results.json"):
-        prefix = results_path.name.removesuffix("_results.json")
+    for results_file in path.glob(f"*{RESULTS_SUFFIX}"):
+        prefix = results_file.name.removesuffix(RESULTS_SUFFIX)
         try:
-            task = json.loads(results_path.read_text())["config"].get("task", "classification")
+            task = json.loads(results_file.read_text())["config"].get("task", "classification")
         except (OSError, ValueError, KeyError, AttributeError):
             continue  # not a results file of scripts.train
         if task == "classification" and checkpoint_dir(path, prefix).is_dir():
@@ -61,13 +62,13 @@ def list_classifiers(workdir: str | Path) -> list[str]:
 def load_classifier(workdir: str | Path, prefix: str) -> Classifier:
     """Restores the best-on-validation checkpoint of run `prefix` in `workdir`."""
     path = Path(workdir).expanduser().absolute()
-    results_path = path / f"{prefix}_results.json"
+    results_file = results_path(path, prefix)
     if prefix not in list_classifiers(path):
         raise UserError(
             f"No trained model {prefix!r} in {path}; train one with python -m scripts.train "
             f"--config=configs/default.py --workdir={path}."
         )
-    results = json.loads(results_path.read_text())
+    results = json.loads(results_file.read_text())
     config = results["config"]
     info = dataset_info(config["dataset"])
     model = jax_models.create(
@@ -79,12 +80,12 @@ def load_classifier(workdir: str | Path, prefix: str) -> Classifier:
     optimizer = nnx.Optimizer(model, optax.adam(config["learning_rate"]), wrt=nnx.Param)
     checkpointer = Checkpointer(checkpoint_dir(path, prefix))
     try:
-        best = checkpointer.best_step()
+        best = checkpointer.restore_best(
+            lambda _: {"model": nnx.state(model), "optimizer": nnx.state(optimizer)}
+        )
         if best is None:
             raise UserError(f"{path / f'{prefix}_model'} holds no checkpoint; train again.")
-        restored = checkpointer.restore(
-            best, like={"model": nnx.state(model), "optimizer": nnx.state(optimizer)}
-        )
+        _, restored = best
     finally:
         checkpointer.close()
     nnx.update(model, restored["model"])

@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from configs import reference_results
 from jax_models.errors import UserError
 from trainers.data import DATASETS
+from trainers.run_files import RESULTS_SUFFIX
 
 REPORT_NAME = "report.md"
 CONFUSION_DIR = "confusion"
@@ -67,15 +68,6 @@ SCHEDULE_KEYS: tuple[str, ...] = (
 ONE_POINT = 0.01  # "within one point of the best": one percentage point of test accuracy.
 _SEED_DIR = re.compile(r"seed_(\d+)")
 _DPI = 110
-
-
-def seed_workdir(workdir: str | Path, seed: int) -> Path:
-    """Where the run of `seed` keeps the training pipeline's files, under their usual names."""
-    return Path(workdir) / f"seed_{seed}"
-
-
-def results_path(seed_dir: Path, model: str, dataset: str) -> Path:
-    return seed_dir / f"{model}_{dataset}_results.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +144,7 @@ def load_results(path: Path) -> dict[str, Any]:
 def _results_files(workdir: str | Path) -> list[tuple[int, Path]]:
     """(seed, path) of every results file in the grid's layout under `workdir`."""
     found = []
-    for path in sorted(Path(workdir).glob("seed_*/*_results.json")):
+    for path in sorted(Path(workdir).glob(f"seed_*/*{RESULTS_SUFFIX}")):
         match = _SEED_DIR.fullmatch(path.parent.name)
         if match is not None:
             found.append((int(match.group(1)), path))

@@ -14,7 +14,13 @@ from jax_models.errors import UserError
 from jax_models.seq2seq import Seq2Seq
 from trainers import seq2seq_data
 from trainers.checkpoint import Checkpointer, checkpoint_dir
-from trainers.seq2seq_train import create_model, create_optimizer, restore_checkpoint
+from trainers.run_files import results_path
+from trainers.seq2seq_train import (
+    checkpoint_like,
+    create_model,
+    create_optimizer,
+    load_checkpoint,
+)
 
 
 @partial(nnx.jit, static_argnums=2)
@@ -74,20 +80,21 @@ class Reverser:
 def load_reverser(workdir: str | Path) -> Reverser:
     """The best checkpoint that `python -m scripts.train --config=configs/seq2seq.py` wrote."""
     workdir = Path(workdir)
-    results_path = workdir / "seq2seq_results.json"
+    results_file = results_path(workdir, "seq2seq")
     checkpoints = checkpoint_dir(workdir, "seq2seq")
-    if not results_path.is_file() or not checkpoints.is_dir():
+    if not results_file.is_file() or not checkpoints.is_dir():
         raise UserError(
             f"No trained seq2seq model in {workdir}; run `python -m scripts.train "
             f"--config=configs/seq2seq.py --workdir={workdir}` first."
         )
-    config = ml_collections.ConfigDict(json.loads(results_path.read_text())["config"])
+    config = ml_collections.ConfigDict(json.loads(results_file.read_text())["config"])
     model = create_model(config)
     checkpointer = Checkpointer(checkpoints, best_metric="val_token_accuracy")
-    best_step = checkpointer.best_step()
-    if best_step is None:
+    optimizer = create_optimizer(model, config)
+    best = checkpointer.restore_best(checkpoint_like(model, optimizer))
+    if best is None:
         raise UserError(f"{checkpoints} holds no checkpoint; train again into {workdir}.")
-    restore_checkpoint(checkpointer, best_step, model, create_optimizer(model, config))
+    load_checkpoint(model, optimizer, best[1])
     checkpointer.close()
     return Reverser(
         model,

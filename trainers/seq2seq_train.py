@@ -9,6 +9,7 @@ token and the END at the right step).
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -22,11 +23,22 @@ from tqdm import tqdm
 
 from jax_models.complexity import count_params
 from jax_models.errors import UserError
-from jax_models.seq2seq import END_ID, PAD_ID, Seq2Seq
+from jax_models.seq2seq import END_ID, NUM_SPECIAL_TOKENS, PAD_ID, Seq2Seq
 from trainers import seq2seq_data
 from trainers.checkpoint import Checkpointer
-from trainers.run_files import finished_results, run_files
-from trainers.train import environment, epochs_done, prepare_workdir, write_json
+from trainers.divergence import check_divergence
+from trainers.run_files import (
+    RunFiles,
+    WorkdirLock,
+    environment,
+    finished_results,
+    prepare_workdir,
+    run_files,
+    write_json,
+    writing,
+)
+from trainers.run_identity import SameRun, check_resume
+from trainers.settings import check_seq2seq_settings
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -75,40 +87,28 @@ def checkpoint_state(
     }
 
 
-def restore_checkpoint(
-    checkpointer: Checkpointer, step: int, model: Seq2Seq, optimizer: nnx.Optimizer
+def checkpoint_like(model: Seq2Seq, optimizer: nnx.Optimizer) -> Callable[[int], dict]:
+    """The layout of the pytree saved at each step, to restore into."""
+    return lambda step: checkpoint_state(
+        model, optimizer, step, {key: [0.0] * step for key in HISTORY_KEYS}
+    )
+
+
+def load_checkpoint(
+    model: Seq2Seq, optimizer: nnx.Optimizer, restored: dict
 ) -> dict[str, list[float]]:
-    """Loads `step` into model and optimizer in place; returns the history saved with it."""
-    empty_history = {key: [0.0] * step for key in HISTORY_KEYS}
-    like = checkpoint_state(model, optimizer, step, empty_history)
-    restored = checkpointer.restore(step, like=like)
+    """Puts a restored checkpoint into model and optimizer in place; returns its history."""
     nnx.update(model, restored["model"])
     nnx.update(optimizer, restored["optimizer"])
     return {key: [float(x) for x in restored["history"][key]] for key in HISTORY_KEYS}
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Turns settings that would crash deep inside jit into one readable error."""
-    problems = []
-    if config.seq_len < 1:
-        problems.append("seq_len must be at least 1")
-    if config.min_seq_len and not 1 <= config.min_seq_len <= config.seq_len:
-        problems.append("min_seq_len must be 0 (fixed length) or between 1 and seq_len")
-    if config.max_grad_norm <= 0:
-        problems.append("max_grad_norm must be positive")
-    if config.vocab_size < 1:
-        problems.append("vocab_size must be at least 1")
-    if not 0.0 <= config.teacher_forcing_ratio <= 1.0:
-        problems.append("teacher_forcing_ratio must lie in [0, 1]")
-    if not 0.0 < config.eval_fraction < 1.0:
-        problems.append("eval_fraction must lie strictly between 0 and 1")
-    num_eval = int(config.num_samples * config.eval_fraction)
-    if num_eval < 1 or config.num_samples - num_eval < config.batch_size:
-        problems.append("num_samples leaves no held-out set or less than one training batch")
-    if any(length < 1 for length in config.test_lengths):
-        problems.append("test_lengths must be positive")
-    if problems:
-        raise UserError(f"Invalid seq2seq config: {'; '.join(problems)}.")
+def restore_checkpoint(
+    checkpointer: Checkpointer, step: int, model: Seq2Seq, optimizer: nnx.Optimizer
+) -> dict[str, list[float]]:
+    """Loads `step` into model and optimizer in place; returns the history saved with it."""
+    restored = checkpointer.restore(step, like=checkpoint_like(model, optimizer)(step))
+    return load_checkpoint(model, optimizer, restored)
 
 
 def make_datasets(config: ml_collections.ConfigDict) -> dict[str, Dataset]:
@@ -271,25 +271,43 @@ def plot_attention(model: Seq2Seq, dataset: Dataset, num_examples: int, path: Pa
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Trains (resuming from the latest checkpoint), evaluates the best one, writes results.
 
-    A run already finished in `workdir` returns its results file without training.
+    A run already finished in `workdir` returns its results file without training. The workdir
+    is locked for the whole run, and a resume must be the same run (`trainers.run_identity`).
     """
-    validate_config(config)
+    check_seq2seq_settings(config)
     path = prepare_workdir(workdir)
-    files = run_files(config, path)
-    finished = finished_results(files, config.num_epochs)
-    if finished is not None:
-        done = epochs_done(finished["epochs"], config.num_epochs)
-        tqdm.write(f"seq2seq in {workdir} already {done}; nothing to train.")
-        return finished
+    with WorkdirLock(path, enabled=jax.process_index() == 0):
+        files = run_files(config, path)
+        finished = finished_results(files, config.num_epochs)
+        if finished is not None:
+            check_resume(finished["config"], config, finished["epochs"], str(workdir))
+            epochs = finished["epochs"]
+            tqdm.write(
+                f"seq2seq in {workdir} already finished {epochs} of {epochs} epochs; "
+                "nothing to train."
+            )
+            return finished
+        checkpointer = Checkpointer(files.checkpoints, best_metric="val_token_accuracy")
+        try:
+            return train_run(config, files, checkpointer, str(workdir))
+        finally:
+            checkpointer.close()
+
+
+def train_run(
+    config: ml_collections.ConfigDict, files: RunFiles, checkpointer: Checkpointer, workdir: str
+) -> dict:
+    """The epochs left to train, each checked for divergence and checkpointed, then results."""
     datasets = make_datasets(config)
     train_data = {name: jnp.asarray(array) for name, array in datasets["train"].items()}
     model = create_model(config)
     optimizer = create_optimizer(model, config)
-    checkpointer = Checkpointer(files.checkpoints, best_metric="val_token_accuracy")
     history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-    latest = checkpointer.latest_step()
-    if latest is not None:
-        history = restore_checkpoint(checkpointer, latest, model, optimizer)
+    same_run = SameRun(config, workdir)
+    resumed = checkpointer.restore_latest(checkpoint_like(model, optimizer), same_run)
+    if resumed is not None:
+        latest, state, _ = resumed
+        history = load_checkpoint(model, optimizer, state)
         tqdm.write(f"Resuming from epoch {latest} in {checkpointer.directory}")
 
     for epoch in range(len(history["train_loss"]) + 1, config.num_epochs + 1):
@@ -301,10 +319,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         history["val_token_accuracy"].append(validation["token_accuracy"])
         history["val_sequence_accuracy"].append(validation["sequence_accuracy"])
         history["epoch_time_s"].append(time.perf_counter() - start)
+        check_divergence(
+            config,
+            epoch,
+            train_loss,
+            validation["loss"],
+            num_classes=config.vocab_size + NUM_SPECIAL_TOKENS,  # the logits' width
+            checkpointer=checkpointer,
+        )
         checkpointer.save(
             epoch,
             checkpoint_state(model, optimizer, epoch, history),
             {"val_token_accuracy": validation["token_accuracy"], "val_loss": validation["loss"]},
+            meta={"config": config.to_dict(), "config_changes": same_run.changes},
         )
         tqdm.write(
             f"epoch {epoch}/{config.num_epochs}: train_loss {train_loss:.4f}  "
@@ -314,11 +341,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             f"({history['epoch_time_s'][-1]:.1f}s)"
         )
 
-    best_epoch = checkpointer.best_step()
-    if best_epoch is None:
+    best = checkpointer.restore_best(checkpoint_like(model, optimizer))
+    if best is None:
         raise UserError("num_epochs is 0, so there is no trained model to evaluate.")
-    restore_checkpoint(checkpointer, best_epoch, model, optimizer)
-    checkpointer.close()
+    best_epoch, state = best
+    load_checkpoint(model, optimizer, state)
     test = evaluate(model, datasets["test"], config.eval_batch_size)
     by_length = {
         str(length): evaluate(model, datasets[f"test_length_{length}"], config.eval_batch_size)
@@ -338,10 +365,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         "train_time_s": sum(history["epoch_time_s"]),
         "params": count_params(model),
         "config": config.to_dict(),
+        "config_changes": same_run.changes,
         "environment": environment(),
     }
     write_json(files.results, results)
-    plot_losses(history, files.curves)
+    with writing(files.curves):
+        plot_losses(history, files.curves)
     if files.attention is not None:
-        plot_attention(model, datasets["test"], config.num_attention_examples, files.attention)
+        with writing(files.attention):
+            plot_attention(model, datasets["test"], config.num_attention_examples, files.attention)
     return results

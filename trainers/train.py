@@ -5,16 +5,13 @@ index inside jit, scales it by 1/255 and shards it over the `data` axis of a mes
 device, so the same code runs on one CPU, several devices or several hosts.
 """
 
-import json
 import math
-import os
-import platform
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -30,13 +27,25 @@ import jax_models
 from jax_models.errors import UserError
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import DatasetInfo, Split, load_dataset
+from trainers.divergence import check_divergence
 from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
 from trainers.plots import plot_curves
-from trainers.run_files import finished_results, run_files, run_prefix
+from trainers.run_files import (
+    RunFiles,
+    WorkdirLock,
+    environment,
+    finished_results,
+    prepare_workdir,
+    run_files,
+    run_prefix,
+    write_json,
+    writing,
+)
+from trainers.run_identity import SameRun, check_resume
+from trainers.settings import check_classification_settings
 
 PyTree = Any
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
-COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def make_mesh() -> Mesh:
@@ -226,7 +235,7 @@ class Run:
     """Model, optimizer and on-device data of one (model, dataset) run, built from a config."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
-        check_settings(config)  # before minutes of data loading
+        check_classification_settings(config)  # before minutes of data loading
         use_compilation_cache(config.get("compilation_cache_dir", ""))
         self.config = config
         self.prefix = run_prefix(config)
@@ -238,7 +247,7 @@ class Run:
             config.tfds_data_dir,
             config.get("data_mirror", ""),
         )
-        self.info, splits, self.data_provenance = loaded.info, loaded.splits, loaded.provenance
+        self.info, splits, self.data = loaded.info, loaded.splits, loaded.provenance
         train, validation = split_train_validation(
             splits["train"], config.validation_fraction, config.max_train_examples, config.seed
         )
@@ -260,10 +269,28 @@ class Run:
     def state(self) -> dict:
         return {"model": nnx.state(self.model), "optimizer": nnx.state(self.optimizer)}
 
-    def restore(self, step: int) -> None:
-        restored = self.checkpointer.restore(step, like=self.state())
-        nnx.update(self.model, restored["model"])
-        nnx.update(self.optimizer, restored["optimizer"])
+    def resume(self, check: Callable[[int, dict], None]) -> tuple[int, dict] | None:
+        """Loads the newest intact checkpoint that passes `check` (which sees its metadata
+        first): its (epoch, meta), or None before the first."""
+        latest = self.checkpointer.restore_latest(lambda _: self.state(), check)
+        if latest is None:
+            return None
+        epoch, state, meta = latest
+        self._load(state)
+        return epoch, meta
+
+    def restore_best(self) -> int | None:
+        """Loads the intact checkpoint best on validation: its epoch, or None before the first."""
+        best = self.checkpointer.restore_best(lambda _: self.state())
+        if best is None:
+            return None
+        epoch, state = best
+        self._load(state)
+        return epoch
+
+    def _load(self, state: dict) -> None:
+        nnx.update(self.model, state["model"])
+        nnx.update(self.optimizer, state["optimizer"])
 
     def evaluate(self, split: str) -> dict[str, np.ndarray]:
         images, labels = self.splits[split]
@@ -282,39 +309,6 @@ def check_batch_fits(config: ml_collections.ConfigDict, num_train: int) -> None:
             f"batch_size {config.batch_size} is larger than the {num_train} training examples "
             f"of {config.dataset} left after the validation split; lower --config.batch_size."
         )
-
-
-def check_settings(config: ml_collections.ConfigDict) -> None:
-    """The checks that need no data: they run before minutes of loading it, and refuse bad
-    input even where a finished run leaves nothing to train."""
-    if config.get("compute_dtype", "float32") not in COMPUTE_DTYPES:
-        raise UserError(
-            f"compute_dtype {config.compute_dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}; "
-            "set --config.compute_dtype=float32."
-        )
-    if config.batch_size <= 0 or config.batch_size % jax.device_count():
-        raise UserError(
-            f"batch_size {config.batch_size} must be a positive multiple of the "
-            f"{jax.device_count()} devices; change --config.batch_size."
-        )
-    if config.eval_batch_size <= 0:
-        raise UserError("eval_batch_size must be positive; set --config.eval_batch_size=1000.")
-
-
-def prepare_workdir(workdir: str) -> Path:
-    """Creates `workdir` and proves it writable before any minute of training is spent."""
-    path = Path(workdir).expanduser().absolute()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_test_{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(
-            f"Cannot write to workdir {path} ({error.strerror or error}); "
-            "choose a writable --workdir."
-        ) from error
-    return path
 
 
 def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
@@ -359,75 +353,69 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
     return computed, time.perf_counter() - start, first_step_s
 
 
-def environment() -> dict:
-    device = jax.devices()[0]
-    return {
-        "jax": jax.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "python": platform.python_version(),
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "process_count": jax.process_count(),
-    }
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Writes through a temporary file so a crash never leaves half a results file."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
-
-
-def epochs_done(latest: int, num_epochs: int) -> str:
-    """`finished 5 of 5 epochs`, or what a checkpoint beyond a lowered num_epochs holds."""
-    if latest == num_epochs:
-        return f"finished {latest} of {num_epochs} epochs"
-    return f"trained {latest} epochs (num_epochs is {num_epochs})"
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains `config.model` on `config.dataset`, resuming from `workdir`, and writes results.
 
     Returns the results dict also written to `{workdir}/{model}_{dataset}_results.json`; a run
-    already finished there returns that file without loading data or training.
+    already finished there returns that file without loading data or training. The workdir is
+    locked for the whole run, and a resume must be the same run (`trainers.run_identity`).
     """
-    check_settings(config)
+    check_classification_settings(config)
     path = prepare_workdir(workdir)
-    files = run_files(config, path)
-    finished = finished_results(files, config.num_epochs)
-    if finished is not None:
-        logging.info(
-            "%s in %s already %s; nothing to train.",
-            run_prefix(config),
-            workdir,
-            epochs_done(finished["epochs"], config.num_epochs),
-        )
-        return finished
-    run = Run(config, path)
+    with WorkdirLock(path, enabled=jax.process_index() == 0):
+        files = run_files(config, path)
+        finished = finished_results(files, config.num_epochs)
+        if finished is not None:
+            check_resume(finished["config"], config, finished["epochs"], workdir)
+            logging.info(
+                "%s in %s already finished %d of %d epochs; nothing to train.",
+                run_prefix(config),
+                workdir,
+                finished["epochs"],
+                config.num_epochs,
+            )
+            return finished
+        run = Run(config, path)
+        try:
+            return train_run(run, files, workdir)
+        finally:
+            run.checkpointer.close()
+
+
+def resume_run(run: Run, workdir: str) -> tuple[int, dict]:
+    """Restores the latest intact checkpoint of the same run: (its epoch, its metadata)."""
+    same_run = SameRun(run.config, workdir, run.data["content_sha256"])
+    meta = {
+        "history": {key: [] for key in HISTORY_KEYS},
+        "throughput": {"images": 0, "seconds": 0.0, "compile_s": 0.0},
+    }
+    resumed = run.resume(same_run)
+    if resumed is None:
+        return 0, meta | {"config_changes": []}
+    epoch, saved = resumed
+    logging.info("Resumed %s from the checkpoint of epoch %d.", run.prefix, epoch)
+    return epoch, meta | saved | {"config_changes": same_run.changes}
+
+
+def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
+    """The epochs left to train, each checked for divergence and checkpointed, then results."""
+    config = run.config
     params = jax_models.count_params(run.model)
     flops = jax_models.forward_flops(run.model, run.info.image_shape)
-    history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
-    throughput = {"images": 0, "seconds": 0.0, "compile_s": 0.0}
-    start_epoch = run.checkpointer.latest_step() or 0
-    if start_epoch:
-        run.restore(start_epoch)
-        meta = run.checkpointer.meta(start_epoch)
-        history, throughput = meta["history"], meta["throughput"]
-        logging.info("Resumed %s from the checkpoint of epoch %d.", run.prefix, start_epoch)
-
+    start_epoch, meta = resume_run(run, workdir)
+    history, throughput = meta["history"], meta["throughput"]
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         epoch_start = time.perf_counter()
         train_metrics, train_s, first_step_s = train_epoch(run, epoch)
-        if not all(math.isfinite(v) for v in train_metrics.values()):
-            last_good = epoch - 1
-            raise UserError(
-                f"Training diverged in epoch {epoch} (train loss {train_metrics['loss']}); the "
-                f"last good checkpoint (epoch {last_good}) stays in {run.checkpointer.directory}; "
-                "lower --config.learning_rate and run again."
-            )
         val = run.evaluate("val")
+        check_divergence(
+            config,
+            epoch,
+            train_metrics["loss"],
+            float(val["loss"]),
+            num_classes=run.info.num_classes,
+            checkpointer=run.checkpointer,
+        )
         steps = run.num_train // config.batch_size
         throughput["images"] += (steps - 1) * config.batch_size
         throughput["seconds"] += train_s - first_step_s
@@ -445,7 +433,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             epoch,
             run.state(),
             metrics={"val_accuracy": record["val_accuracy"]},
-            meta={"history": history, "throughput": throughput},
+            meta={
+                "history": history,
+                "throughput": throughput,
+                "config": config.to_dict(),
+                "data": run.data,
+                "config_changes": meta["config_changes"],
+            },
         )
         logging.info(
             "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1fs",
@@ -455,22 +449,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             *(record[key] for key in HISTORY_KEYS),
         )
 
-    results = final_results(run, history, throughput, params, flops)
+    results = final_results(run, history, throughput, params, flops, meta["config_changes"])
     if jax.process_index() == 0:
         write_json(files.results, results)
-        plot_curves(history, f"{config.model} on {config.dataset}", files.curves)
-    run.checkpointer.close()
+        with writing(files.curves):
+            plot_curves(history, f"{config.model} on {config.dataset}", files.curves)
     return results
 
 
 def test_metrics(run: Run) -> dict:
     """Test figures of the best-on-validation checkpoint; `scripts.evaluate` reuses this."""
-    best = run.checkpointer.best_step()
+    best = run.restore_best()
     if best is None:
         raise UserError(
             f"No checkpoint in {run.checkpointer.directory}; train first with scripts.train."
         )
-    run.restore(best)
     test = run.evaluate("test")
     report = classification_report(test["confusion"])
     report["per_class"]["names"] = list(run.info.class_names)
@@ -483,7 +476,14 @@ def test_metrics(run: Run) -> dict:
     }
 
 
-def final_results(run: Run, history: dict, throughput: dict, params: int, flops: int) -> dict:
+def final_results(
+    run: Run,
+    history: dict,
+    throughput: dict,
+    params: int,
+    flops: int,
+    config_changes: list[dict],
+) -> dict:
     info: DatasetInfo = run.info
     return {
         "model": run.config.model,
@@ -497,6 +497,7 @@ def final_results(run: Run, history: dict, throughput: dict, params: int, flops:
         "params": params,
         "flops": flops,
         "config": run.config.to_dict(),
-        "data": run.data_provenance,
+        "config_changes": config_changes,
+        "data": run.data,
         "environment": environment(),
     }
