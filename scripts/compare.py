@@ -4,12 +4,11 @@ Trains every (model, dataset, seed) pair of the config's grid that DIR does not 
 writes DIR/report.md; `--config.report_only=True` only rebuilds the report.
 """
 
-import jax
 from absl import flags
 from ml_collections import config_flags
 
 from scripts.cli import run_main
-from trainers import grid
+from trainers import distributed, grid
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory of the study: per-seed runs and the report.")
@@ -21,7 +20,7 @@ def main(argv: list[str]) -> None:
     del argv  # run_main rejects positional arguments
     config = FLAGS.config
     if config.train.get("distributed", False):
-        jax.distributed.initialize()
+        distributed.initialize()
     report = grid.run_study(config, FLAGS.workdir)
     print(f"report: {report}")
 

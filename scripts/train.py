@@ -8,6 +8,7 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from scripts.cli import run_main
+from trainers import distributed
 from trainers.run_files import run_files
 from trainers.summary import format_summary
 
@@ -22,7 +23,7 @@ def main(argv: list[str]) -> None:
     start = time.perf_counter()
     config = FLAGS.config
     if config.get("distributed", False):
-        jax.distributed.initialize()
+        distributed.initialize()
     logging.info(
         "JAX process %d of %d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
     )
