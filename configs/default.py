@@ -27,6 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     # bfloat16: train steps compute in bfloat16 on float32 weights (slower on CPU, see
     # docs/performance.md); evaluation stays float32
     config.compute_dtype = "float32"
+    config.steps_per_call = "auto"  # train steps per jitted call; auto: 1 on CPU, 8 on GPU/TPU
     config.log_every_steps = 20  # steps between updates of the progress bar's loss and accuracy
     # compiled steps kept for reruns, resumes and evaluation; "" turns the cache off
     config.compilation_cache_dir = "~/.cache/jax_cnn_study/xla"

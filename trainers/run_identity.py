@@ -29,6 +29,7 @@ EXECUTION_KEYS = frozenset(
         "data_mirror",
         "tfds_data_dir",
         "divergence_factor",
+        "steps_per_call",  # the same steps in the same order; at most their rounding differs
         "num_attention_examples",  # seq2seq: figure only
         "test_lengths",  # seq2seq: extra test sets, read after training
     }

@@ -103,6 +103,23 @@ def _choice_problem(key: str, value: Any, choices: tuple[str, ...]) -> str | Non
     return f"Unknown {key} {value!r}; choose one of: {', '.join(choices)} (--config.{key}=...)."
 
 
+def parse_steps_per_call(value: Any) -> int | str:
+    """`config.steps_per_call` as "auto" or a positive int; ValueError for anything else.
+
+    The default "auto" makes ml_collections type the key as a string, so
+    --config.steps_per_call=4 arrives as "4"; an int (a config built in Python) is taken too.
+    """
+    if value == "auto":
+        return value
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    if (digits or _is_number(value, integer=True)) and int(value) >= 1:
+        return int(value)
+    raise ValueError(
+        f"steps_per_call must be auto or a positive integer, got {value!r}; set e.g. "
+        "--config.steps_per_call=auto."
+    )
+
+
 def _check_task(config: ml_collections.ConfigDict, task: str, keys: tuple[str, ...]) -> None:
     """Refuses a config of the other task (`--config.task=seq2seq` on configs/default.py):
     every later check and the trainer itself read keys that only the right config file has."""
@@ -149,6 +166,10 @@ def check_classification_settings(config: ml_collections.ConfigDict) -> None:
             f"compute_dtype {compute_dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}; "
             "set --config.compute_dtype=float32."
         )
+    try:
+        parse_steps_per_call(config.get("steps_per_call", "auto"))
+    except ValueError as error:
+        problems["steps_per_call"] = str(error)
     if "batch_size" not in problems and config.batch_size % jax.device_count():
         problems["batch_size"] = (
             f"batch_size {config.batch_size} must be a positive multiple of the "

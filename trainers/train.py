@@ -42,7 +42,7 @@ from trainers.run_files import (
     writing,
 )
 from trainers.run_identity import SameRun, check_resume
-from trainers.settings import check_classification_settings
+from trainers.settings import check_classification_settings, parse_steps_per_call
 
 PyTree = Any
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_time_s")
@@ -149,11 +149,52 @@ def low_precision_value_and_grad(
     return (loss, logits), grads
 
 
+def one_train_step(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    metrics: TrainMetrics,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+    step: jax.Array,
+    *,
+    batch_size: int,
+    mesh: Mesh,
+    compute_dtype: str,
+) -> TrainMetrics:
+    """Trains on batch `step` of the epoch's `order`, gathered on the device; `train_step`
+    runs it once or in a loop."""
+    index = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
+    x, y = batch_of(images, labels, index, mesh)
+
+    def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
+        logits = model(x)
+        return cross_entropy(logits, y).mean(), logits
+
+    if compute_dtype == "float32":
+        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    else:
+        (loss, logits), grads = low_precision_value_and_grad(model, x, y, jnp.dtype(compute_dtype))
+    optimizer.update(model, grads)
+    return metrics.merge(TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=y))
+
+
+def unrolls_steps() -> bool:
+    """Whether a call of several steps unrolls them instead of looping (on CPU).
+
+    XLA:CPU rewrites convolutions into the form its fast kernels take in the entry computation
+    only: inside a loop body the backward convolutions run a slower, differently rounded
+    path. Unrolled, they are top-level as in a single step, at the price of compiling the step
+    once per step of the call. Elsewhere the loop compiles the step once.
+    """
+    return jax.default_backend() == "cpu"
+
+
 # Donating the state lets XLA write the updated weights, Adam moments and metrics over the old
 # ones instead of holding both (ResNet-18, batch 32: 454 MB -> 391 MB per step, same speed).
 @partial(
     nnx.jit,
-    static_argnames=("batch_size", "mesh", "compute_dtype"),
+    static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps"),
     donate_argnames=("model", "optimizer", "metrics"),
 )
 def train_step(
@@ -168,20 +209,31 @@ def train_step(
     batch_size: int,
     mesh: Mesh,
     compute_dtype: str = "float32",
+    num_steps: int = 1,
 ) -> TrainMetrics:
-    index = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
-    x, y = batch_of(images, labels, index, mesh)
+    """Trains on batches `step`, `step + 1`, ... `step + num_steps - 1` of the epoch's `order`
+    in one dispatch (`config.steps_per_call`).
 
-    def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
-        logits = model(x)
-        return cross_entropy(logits, y).mean(), logits
+    One step is traced as it is: the program of one step per call. Several are a `fori_loop`
+    over that same step with a static trip count, which XLA runs without reading a predicate
+    back from the device each iteration; on CPU it is unrolled (`unrolls_steps`).
+    """
+    static = {"batch_size": batch_size, "mesh": mesh, "compute_dtype": compute_dtype}
+    if num_steps == 1:
+        return one_train_step(model, optimizer, metrics, images, labels, order, step, **static)
+    graphdef, state = nnx.split((model, optimizer))
 
-    if compute_dtype == "float32":
-        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
-    else:
-        (loss, logits), grads = low_precision_value_and_grad(model, x, y, jnp.dtype(compute_dtype))
-    optimizer.update(model, grads)
-    return metrics.merge(TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=y))
+    def body(i: jax.Array, carry: tuple[nnx.State, TrainMetrics]):
+        state, metrics = carry
+        model, optimizer = nnx.merge(graphdef, state)
+        metrics = one_train_step(
+            model, optimizer, metrics, images, labels, order, step + i, **static
+        )
+        return nnx.state((model, optimizer)), metrics
+
+    state, metrics = jax.lax.fori_loop(0, num_steps, body, (state, metrics), unroll=unrolls_steps())
+    nnx.update((model, optimizer), state)
+    return metrics
 
 
 @partial(nnx.jit, static_argnames=("batch_size", "mesh"))
@@ -311,15 +363,57 @@ def check_batch_fits(config: ml_collections.ConfigDict, num_train: int) -> None:
         )
 
 
+# What `steps_per_call = "auto"` runs per dispatch on a GPU or TPU; see resolve_steps_per_call.
+ACCELERATOR_STEPS_PER_CALL = 8
+
+
+def resolve_steps_per_call(config: ml_collections.ConfigDict) -> int:
+    """The training steps one jitted call runs: `config.steps_per_call`, with `auto` resolved.
+
+    `auto` is 1 on CPU: there a step's compute dwarfs its dispatch, so several steps per call
+    gain little and cost their compilation several times over (unrolled, `unrolls_steps`);
+    one step per call is exactly the program of earlier versions. On an accelerator a step
+    of LeNet-5 or ResNet-20 can take less time than Python takes to dispatch it through
+    `nnx.jit`, and `auto` is `ACCELERATOR_STEPS_PER_CALL`: a starting point rather than a
+    measured optimum, eight times fewer dispatches while the progress bar and the running
+    metrics still move every few steps.
+    """
+    value = parse_steps_per_call(config.get("steps_per_call", "auto"))
+    if value == "auto":
+        return 1 if jax.default_backend() == "cpu" else ACCELERATOR_STEPS_PER_CALL
+    return value
+
+
+def step_groups(steps: int, per_call: int) -> list[int]:
+    """The steps of each call of an epoch: as many calls of `per_call` as fit, then one call of
+    the rest. The rest is a second compiled loop (one more compilation per run, kept by the
+    compilation cache) rather than single steps: one dispatch, with a static trip count."""
+    calls = [per_call] * (steps // per_call)
+    return calls + [steps % per_call] if steps % per_call else calls
+
+
+def first_calls_steps(steps: int, per_call: int) -> int:
+    """Steps of the calls that throughput leaves out: the first call of each step count, which
+    compiles (or loads) its program in the first epoch."""
+    return sum(set(step_groups(steps, per_call)))
+
+
 def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
-    """One shuffled pass; returns train metrics, seconds of training and of the first step."""
+    """One shuffled pass; returns train metrics, seconds of training and seconds of the first
+    call of each step count (`first_calls_steps`), which compile in the first epoch.
+
+    The progress bar advances by each call's steps; the running loss and accuracy are shown
+    after the call that completes each `log_every_steps` steps, and after the last.
+    """
     config = run.config
     steps = run.num_train // config.batch_size
     images, labels = run.splits["train"]
     order = shuffled_order(config.seed, epoch, run.num_train)
     run.model.train()
     metrics = replicate(TrainMetrics.empty(), run.mesh)
-    first_step_s = 0.0
+    first_calls_s = 0.0
+    called = set()
+    done = 0
     start = time.perf_counter()
     is_chief = jax.process_index() == 0
     with tqdm(
@@ -329,7 +423,11 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
         mininterval=0.5,
         disable=not is_chief,
     ) as bar:
-        for step in range(steps):
+        for num_steps in step_groups(steps, resolve_steps_per_call(config)):
+            first_call = num_steps not in called
+            if first_call:
+                call_start = time.perf_counter() if called else start
+                jax.block_until_ready(metrics)
             metrics = train_step(
                 run.model,
                 run.optimizer,
@@ -337,20 +435,23 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
                 images,
                 labels,
                 order,
-                jnp.int32(step),
+                jnp.int32(done),
                 batch_size=config.batch_size,
                 mesh=run.mesh,
                 compute_dtype=config.get("compute_dtype", "float32"),
+                num_steps=num_steps,
             )
-            if step == 0:
+            if first_call:
                 jax.block_until_ready(metrics)
-                first_step_s = time.perf_counter() - start
-            if (step + 1) % config.log_every_steps == 0 or step + 1 == steps:
+                first_calls_s += time.perf_counter() - call_start
+                called.add(num_steps)
+            before, done = done, done + num_steps
+            if done // config.log_every_steps > before // config.log_every_steps or done == steps:
                 running = metrics.compute()
                 bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['accuracy']:.4f}")
-            bar.update(1)
+            bar.update(num_steps)
     computed = {name: float(to_host(value)) for name, value in metrics.compute().items()}
-    return computed, time.perf_counter() - start, first_step_s
+    return computed, time.perf_counter() - start, first_calls_s
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -406,7 +507,7 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
     history, throughput = meta["history"], meta["throughput"]
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         epoch_start = time.perf_counter()
-        train_metrics, train_s, first_step_s = train_epoch(run, epoch)
+        train_metrics, train_s, first_calls_s = train_epoch(run, epoch)
         val = run.evaluate("val")
         check_divergence(
             config,
@@ -417,9 +518,11 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
             checkpointer=run.checkpointer,
         )
         steps = run.num_train // config.batch_size
-        throughput["images"] += (steps - 1) * config.batch_size
-        throughput["seconds"] += train_s - first_step_s
-        throughput["compile_s"] = throughput["compile_s"] or first_step_s
+        # Throughput leaves out the calls that compile, their images and their seconds alike.
+        first_steps = first_calls_steps(steps, resolve_steps_per_call(config))
+        throughput["images"] += (steps - first_steps) * config.batch_size
+        throughput["seconds"] += train_s - first_calls_s
+        throughput["compile_s"] = throughput["compile_s"] or first_calls_s
         record = {
             "train_loss": train_metrics["loss"],
             "train_accuracy": train_metrics["accuracy"],
