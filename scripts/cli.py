@@ -39,14 +39,6 @@ def _config_arg(args: list[str]) -> str | None:
     return value
 
 
-def _chosen_config(args: list[str]) -> str | None:
-    """The config file of this run: the command line's, else the --config flag's default."""
-    named = _config_arg(args)
-    if named is not None or FLAGS["config"].default is None:
-        return named
-    return FLAGS["config"].config_filename
-
-
 def _help(config: str) -> str:
     """Usage, the script's docstring and flags, then the config files and the keys of `config`."""
     script = sys.modules["__main__"]
@@ -119,10 +111,13 @@ def _flag_error(error: flags.Error, defaults: dict[str, Any]) -> str:
     return f"{' '.join(message.split())}; see --help."
 
 
-def _parse_flags(argv: list[str], help_config: str) -> list[str]:
+def _parse_flags(argv: list[str], help_config: str, default_config: str | None) -> list[str]:
     """absl's flag parsing, except that --help describes the config and bad input is a UserError."""
     args = argv[1:]
-    config = _chosen_config(args)
+    config = _config_arg(args)
+    if config is None and default_config is not None:
+        config = default_config
+        argv = [argv[0], f"--config={config}", *args]
     if HELP_ARGS.intersection(args):
         try:
             print(_help(config or help_config), flush=True)
@@ -142,16 +137,20 @@ def _parse_flags(argv: list[str], help_config: str) -> list[str]:
     return remaining
 
 
-def run_main(main: Callable[[list[str]], None], help_config: str = "configs/default.py") -> None:
+def run_main(
+    main: Callable[[list[str]], None],
+    help_config: str = "configs/default.py",
+    default_config: str | None = None,
+) -> None:
     """Runs the absl `main` of a script with a `--config` file flag, bad input as one line.
 
-    `help_config` is the config whose keys --help lists when neither the command line nor the
-    flag's default names one.
+    `default_config` is the config a command line without `--config` runs (None: `--config`
+    is required); `help_config` is the one --help lists when the command line names none.
     """
 
     def parse(argv: list[str]) -> list[str]:
         try:
-            return _parse_flags(argv, help_config)
+            return _parse_flags(argv, help_config, default_config)
         except UserError as error:
             _fail(error)
 

@@ -26,6 +26,11 @@ COMPARED = ("test_loss", "test_accuracy", "precision", "recall", "f1")
 
 def evaluate(config, workdir: str) -> dict:
     """Test metrics of the best checkpoint in `workdir`, as `train_and_evaluate` reported them."""
+    if config.get("task", "classification") != "classification":
+        raise UserError(
+            "scripts.evaluate recomputes a classifier run's test figures; a seq2seq run's are "
+            "in its seq2seq_results.json, which scripts.train writes."
+        )
     path = Path(workdir).expanduser().absolute()
     checkpoints = checkpoint_dir(path, run_prefix(config))
     if not checkpoints.is_dir():

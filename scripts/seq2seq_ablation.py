@@ -33,8 +33,9 @@ def define_flags() -> None:
     flags.mark_flag_as_required("workdir")
     config_flags.DEFINE_config_file(
         "config",
-        str(Path(__file__).resolve().parents[1] / "configs" / "seq2seq.py"),
-        "Base seq2seq config; seq_len, use_attention and test_lengths are set per cell.",
+        None,
+        "Base seq2seq config (default configs/seq2seq.py); seq_len, use_attention and "
+        "test_lengths are set per cell.",
     )
 
 
@@ -128,4 +129,5 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    run_main(main)
+    base_config = str(Path(__file__).resolve().parents[1] / "configs" / "seq2seq.py")
+    run_main(main, help_config=base_config, default_config=base_config)

@@ -127,6 +127,16 @@ ERRORS = {
         "error: unknown config key 'train.bach_size'; did you mean 'train.batch_size'? "
         "See --help for the keys of configs/compare.py.",
     ),
+    "misspelled key, default config": (
+        ("scripts.seq2seq_ablation", "--config.lerning_rate=1"),
+        "error: unknown config key 'lerning_rate'; did you mean 'learning_rate'? "
+        f"See --help for the keys of {REPO / 'configs' / 'seq2seq.py'}.",
+    ),
+    "seq2seq config to evaluate": (
+        ("scripts.evaluate", "--config=configs/seq2seq.py"),
+        "error: scripts.evaluate recomputes a classifier run's test figures; a seq2seq run's "
+        "are in its seq2seq_results.json, which scripts.train writes.",
+    ),
     "nested wrong type": (
         (*COMPARE, "--config.train.distributed=maybe"),
         "error: config key 'train.distributed' must be bool (default: False), not 'maybe'; "
