@@ -17,31 +17,114 @@ from trainers.errors import exit_on_user_error
 BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
 
 
-def throughput_table(results: dict) -> list[str]:
+def tables_of(results: dict) -> list[dict]:
+    """The per-(dataset, dtype) tables of a `benchmarks.throughput` JSON, each with the run's
+    common fields (command, load, machine): one run may hold one table or several."""
+    if "tables" not in results:
+        return [results]
+    common = {k: v for k, v in results.items() if k != "tables"}
+    return [common | table for table in results["tables"]]
+
+
+def figure(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def throughput_table(results: dict, command: bool = True) -> list[str]:
+    """One table of a throughput JSON; `command`: with the command line that produced it."""
     shape = "x".join(str(s) for s in results["image_shape"])
     load = results["load_average_before"][0], results["load_average_after"][0]
+    rows = results["models"]
+    dtype = results.get("compute_dtype", "float32")
+    precision = results.get("precision", dtype)
+    torch_precision = results.get("torch_precision", "float32")
+    on_accelerator = results.get("machine", {}).get("jax_backend", "cpu") != "cpu"
+    # Runs before the GPU benchmark timed a float32 peak whatever the step's dtype.
+    peak_dtype = precision if "precision" in results else "float32"
+    matmul = results.get("matmul_gflops") or {}
     lines = [
         f"**{results['dataset']} shapes ({shape}), batch {results['batch_size']}, JAX computing "
-        f"in {results.get('compute_dtype', 'float32')}**; "
-        f"float32 matmul peak {results['peak_gflops']:.0f} GFLOP/s "
-        f"(XLA {results['matmul_gflops']['jax']:.0f}, PyTorch "
-        f"{results['matmul_gflops']['torch']:.0f}); 1-minute load average "
-        f"{load[0]:.2f} before, {load[1]:.2f} after.",
+        f"in {precision}**"
+        + (f", PyTorch in {torch_precision}" if "torch_precision" in results else "")
+        + f"; {peak_dtype} matmul peak {figure(results['peak_gflops'], '.0f')} GFLOP/s "
+        f"(XLA {figure(matmul.get('jax'), '.0f')}, PyTorch {figure(matmul.get('torch'), '.0f')}"
+        f"); 1-minute load average {load[0]:.2f} before, {load[1]:.2f} after.",
         "",
-        f"`{results['command']}`",
-        "",
-        "| model | params | JAX img/s | PyTorch img/s | ratio | median round ratio | "
-        "compile s | GFLOP/s | MFU | JAX MB | PyTorch MB | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in results["models"]:
-        lines.append(
-            f"| {row['model']} | {row['params']:,} | {row['jax_images_per_s']:.1f} | "
-            f"{row['torch_images_per_s']:.1f} | {row['ratio']:.2f} | {row['ratio_median']:.2f} | "
-            f"{row['compile_s']:.1f} | {row['achieved_gflops']:.1f} | {row['mfu']:.0%} | "
-            f"{row['peak_memory_mb']:.0f} | {row['torch_peak_memory_mb']:.0f} | "
-            f"{row['load_average'][0]:.2f} |"
+    if command:
+        lines += [f"`{results['command']}`", ""]
+    columns = [
+        ("model", "---", lambda r: r["model"]),
+        ("params", "---:", lambda r: f"{r['params']:,}"),
+        ("JAX img/s", "---:", lambda r: f"{r['jax_images_per_s']:.1f}"),
+        ("PyTorch img/s", "---:", lambda r: f"{r['torch_images_per_s']:.1f}"),
+        ("ratio", "---:", lambda r: f"{r['ratio']:.2f}"),
+        ("median round ratio", "---:", lambda r: f"{r['ratio_median']:.2f}"),
+    ]
+    if any("torch_compile_images_per_s" in r for r in rows):
+        columns += [
+            (
+                "PyTorch compiled img/s",
+                "---:",
+                lambda r: figure(r.get("torch_compile_images_per_s"), ".1f"),
+            ),
+            ("ratio to compiled", "---:", lambda r: figure(r.get("torch_compile_ratio"), ".2f")),
+        ]
+    columns += [
+        ("compile s", "---:", lambda r: f"{r['compile_s']:.1f}"),
+        ("GFLOP/s", "---:", lambda r: f"{r['achieved_gflops']:.1f}"),
+        ("MFU", "---:", lambda r: figure(r.get("mfu"), ".0%")),
+    ]
+    if any("torch_mfu" in r for r in rows):
+        columns.append(("PyTorch MFU", "---:", lambda r: figure(r.get("torch_mfu"), ".0%")))
+    columns += [
+        (
+            "JAX MB",
+            "---:",
+            lambda r: (
+                f"{r['peak_memory_mb']:.0f}"
+                + ("*" if on_accelerator and r.get("peak_memory_source") == "xla" else "")
+            ),
+        ),
+        ("PyTorch MB", "---:", lambda r: f"{r['torch_peak_memory_mb']:.0f}"),
+    ]
+    if any("torch_layout_trial_s" in r for r in rows):
+        columns.append(
+            (
+                "PyTorch layout",
+                "---",
+                lambda r: "channels-last" if r.get("torch_channels_last") else "NCHW",
+            )
         )
+    columns.append(("load", "---:", lambda r: f"{r['load_average'][0]:.2f}"))
+    lines += [
+        "| " + " | ".join(name for name, _, _ in columns) + " |",
+        "|" + "|".join(align for _, align, _ in columns) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(row) for _, _, cell in columns) + " |" for row in rows]
+    if on_accelerator and any(r.get("peak_memory_source") == "xla" for r in rows):
+        lines += [
+            "",
+            "\\* XLA's buffer assignment for the step: the device's peak counter serves the "
+            "whole process, and an earlier row had already set it higher.",
+        ]
+    errors = {r["model"]: r["torch_compile_error"] for r in rows if r.get("torch_compile_error")}
+    if errors:
+        lines += [""] + [f"torch.compile n/a for {m}: `{e}`" for m, e in errors.items()]
+    return lines
+
+
+def unfinished_lines(results: dict) -> list[str]:
+    """The rows a budgeted run skipped, failed or had not reached when it was stopped."""
+    lines = []
+    for key, title in (("skipped", "Skipped"), ("failed", "Failed"), ("pending", "Not reached")):
+        for unit in results.get(key, []):
+            why = unit.get("reason") or unit.get("error") or "the run stopped before it"
+            lines.append(
+                f"- {title}: {unit['model']}, {unit['dataset']}, {unit['compute_dtype']}, "
+                f"{'JAX and eager PyTorch' if unit['kind'] == 'eager' else 'torch.compile'}: "
+                f"{why}"
+            )
     return lines
 
 
@@ -68,18 +151,34 @@ def epoch_table(results: dict) -> list[str]:
 
 
 def machine_lines(machine: dict) -> list[str]:
+    accelerator = ""
+    if machine.get("jax_backend", "cpu") != "cpu" or machine.get("gpu"):
+        accelerator = (
+            f"; JAX on {machine['jax_device_count']} x {machine['jax_device']} "
+            f"({machine['jax_backend']}), PyTorch on {machine['torch_device']}"
+            + (
+                f" ({machine['gpu']}, CUDA {machine['cuda']}, cuDNN {machine['cudnn']})"
+                if machine.get("gpu")
+                else ""
+            )
+        )
     return [
-        f"Machine: {machine['cpu']}, {machine['cpu_count']} cores; Python {machine['python']}, "
-        f"JAX {machine['jax']} (jaxlib {machine['jaxlib']}), Flax {machine['flax']}, optax "
-        f"{machine['optax']}, PyTorch {machine['torch']} ({machine['torch_threads']} threads); "
-        f"XLA_FLAGS `{machine['xla_flags'] or 'unset'}`.",
+        f"Machine: {machine['cpu']}, {machine['cpu_count']} cores{accelerator}; Python "
+        f"{machine['python']}, JAX {machine['jax']} (jaxlib {machine['jaxlib']}), Flax "
+        f"{machine['flax']}, optax {machine['optax']}, PyTorch {machine['torch']} "
+        f"({machine['torch_threads']} threads); XLA_FLAGS `{machine['xla_flags'] or 'unset'}`.",
     ]
 
 
 def render(throughput: list[dict], epochs: dict | None) -> str:
     lines = machine_lines(throughput[0]["machine"]) + [""]
     for results in throughput:
-        lines += throughput_table(results) + [""]
+        tables = [table for table in tables_of(results) if table["models"]]
+        for index, table in enumerate(tables):
+            lines += throughput_table(table, command=index == 0) + [""]
+        unfinished = unfinished_lines(results)
+        if unfinished:
+            lines += unfinished + [""]
     if epochs is not None:
         lines += epoch_table(epochs) + [""]
     return "\n".join(lines)

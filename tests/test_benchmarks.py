@@ -100,3 +100,27 @@ def test_epoch_time_runs_the_real_loop(tmp_path):
     assert row["full_epoch_steps"] == 216 // 16
     assert row["train_epoch_s"] == pytest.approx(row["train_s_per_step"] * 13)
     assert row["epoch_s"] == pytest.approx(row["train_epoch_s"] + row["validation_s"])
+
+
+def test_torch_side_runs_channels_last_under_bfloat16_autocast():
+    side = throughput.TorchSide(
+        "lenet5", (28, 28, 1), 4, torch.device("cpu"), "bfloat16", channels_last=True
+    )
+    assert side.run(1) > 0 and side.peak_bytes() > side.persistent_bytes()
+    weight = next(side.model.parameters())
+    assert weight.dtype == torch.float32  # autocast computes in bfloat16, the weights stay
+
+
+def test_a_torch_compile_failure_is_reported_not_raised(monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("no compiler\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", fail)
+    unit = throughput.Unit("compile", "float32", "mnist", "lenet5")
+    args = throughput.parse_args(["--models", "lenet5", "--json", "x", "--batch-size", "4"])
+    row = {"jax_images_per_s": 1.0, "torch_channels_last": False}
+    figures = throughput.compile_figures(unit, row, args, torch.device("cpu"))
+    assert figures == {
+        "torch_compile_images_per_s": None,
+        "torch_compile_error": "RuntimeError: no compiler",
+    }
