@@ -6,8 +6,9 @@ is harmless where BatchNorm follows. BatchNorm keeps running statistics with mom
 (PyTorch's 0.1), the value the Flax ImageNet example uses, so that short CPU runs end with usable
 eval-mode statistics. Every pooling and strided convolution pads 'SAME', so a feature map of
 side s becomes ceil(s / stride) and 28-pixel inputs never shrink to zero. Convolutions go
-through `tap_sum_conv` and pooling through `max_pool`, which compute the same results while
-sidestepping slow paths of XLA's CPU backend, where the study's CPU runs spend their time.
+through `conv` and pooling through `max_pool`: XLA's native operations wherever the program is
+lowered for a GPU or TPU, and the same computations in the forms of `jax_models.cpu_forms`
+where it is lowered for the CPU, whose backend runs some of the native ones slowly.
 """
 
 import functools
@@ -18,31 +19,26 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from jax_models import cpu_forms
+
 he_normal = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
     """Max-pooling over `window` x `window` squares with 'SAME' padding (NHWC).
 
-    Computed as a pass over rows, then one over columns, each the maximum of `window` shifted
-    views: XLA's CPU backend differentiates its native pooling (select-and-scatter) slowly. On
-    a batch of 128 16x16x480 maps, forward and backward, a 3x3 stride-1 pool took 2.2 s natively
-    and 0.6 s this way, a 3x3 stride-2 pool 0.95 s and 0.26 s. The values are the same; the
-    gradients differ only where a window holds tied maxima, which then share it.
+    `reduce_window` max where the program is lowered for a GPU or TPU, maxima of shifted views
+    (`cpu_forms.shifted_view_max_pool`) where it is lowered for the CPU. The choice is made at
+    lowering, not by the machine that traces: a program exported for CUDA on a CPU-only machine
+    pools natively.
     """
-    return _max_pool_1d(_max_pool_1d(x, 1, window, stride), 2, window, stride)
-
-
-def _max_pool_1d(x: jax.Array, axis: int, window: int, stride: int) -> jax.Array:
-    size = x.shape[axis]
-    out_size = pooled_side(size, stride)
-    total_pad = max((out_size - 1) * stride + window - size, 0)
-    pads = [(0, 0)] * x.ndim
-    pads[axis] = (total_pad // 2, total_pad - total_pad // 2)
-    padded = jnp.pad(x, pads, constant_values=-jnp.inf)
-    span = (out_size - 1) * stride + 1
-    views = [lax.slice_in_dim(padded, i, i + span, stride, axis) for i in range(window)]
-    return functools.reduce(jnp.maximum, views)
+    return lax.platform_dependent(
+        x,
+        cpu=functools.partial(cpu_forms.shifted_view_max_pool, window=window, stride=stride),
+        default=functools.partial(
+            nnx.max_pool, window_shape=(window, window), strides=(stride, stride), padding="SAME"
+        ),
+    )
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:
@@ -62,58 +58,26 @@ def pooled_side(side: int, *strides: int) -> int:
     return side
 
 
-def tap_sum_conv(
+def conv(
     lhs: jax.Array,
     rhs: jax.Array,
     window_strides: Sequence[int],
     padding: str | Sequence[tuple[int, int]],
     **kwargs,
 ) -> jax.Array:
-    """`lax.conv_general_dilated` for `nnx.Conv`, except for three forms on NHWC maps that XLA's
-    CPU backend runs slowly, computed here as matrix products or sums over kernel taps:
-
-    - a 1x1 convolution (any stride, 'SAME' or 'VALID'): one matmul over the channel axis of the
-      (strided) input. Natively its kernel gradient is a convolution over the whole map fed by
-      transposed copies; forward and backward, 480 to 192 channels on a batch of 32 14x14 maps
-      took 144 ms natively and 71 ms as a matmul (192 to 64 on 128 28x28 maps: 772 and 376 ms);
-    - a stride-1 'SAME' depthwise convolution, and a dense one on a map smaller than its
-      kernel, as sums over kernel taps of shifted input views. Both run natively in a slow
-      generic loop: forward and backward on a batch of 128, a 3x3 depthwise conv on 8x8x728
-      maps took 3.5 s natively and 0.37 s as tap sums, a 3x3 conv from 512 to 512 channels on
-      2x2 maps 6.7 s and 0.15 s (the native conv on 4x4 maps: 0.5 s).
-
-    Each is the same convolution, so parameters and outputs do not change (up to float
-    rounding).
-    """
-    height, width, in_features = lhs.shape[1:]
-    kernel_height, kernel_width, kernel_in_features, out_features = rhs.shape
-    groups = kwargs.get("feature_group_count", 1)
-    precision = kwargs.get("precision")
-    input_dilated = any(step != 1 for step in kwargs.get("lhs_dilation") or ())
-    pointwise = (kernel_height, kernel_width, groups) == (1, 1, 1) and not input_dilated
-    if pointwise and padding in ("SAME", "VALID"):
-        # Either padding leaves a 1x1 window inside the map: output side ceil(side / stride).
-        row_stride, column_stride = window_strides
-        return jnp.matmul(lhs[:, ::row_stride, ::column_stride], rhs[0, 0], precision=precision)
-    dilations = (*(kwargs.get("lhs_dilation") or ()), *(kwargs.get("rhs_dilation") or ()))
-    depthwise = groups == in_features == out_features > 1 and kernel_in_features == 1
-    dense_on_small_map = groups == 1 and (height < kernel_height or width < kernel_width)
-    plain = padding == "SAME" and set(window_strides) == {1} and set(dilations) <= {1}
-    if not (plain and (depthwise or dense_on_small_map)):
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
-    top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
-    padded = jnp.pad(
+    """`lax.conv_general_dilated` for `nnx.Conv`, chosen where the program is lowered: native on
+    GPU and TPU (cuDNN's or the TPU's kernels, depthwise convolutions as grouped ones), the
+    matmuls and tap sums of `cpu_forms.tap_sum_conv` on the CPU."""
+    return lax.platform_dependent(
         lhs,
-        ((0, 0), (top, kernel_height - 1 - top), (left, kernel_width - 1 - left), (0, 0)),
+        rhs,
+        cpu=functools.partial(
+            cpu_forms.tap_sum_conv, window_strides=window_strides, padding=padding, **kwargs
+        ),
+        default=functools.partial(
+            lax.conv_general_dilated, window_strides=window_strides, padding=padding, **kwargs
+        ),
     )
-    taps = [
-        (padded[:, i : i + height, j : j + width], rhs[i, j])
-        for i in range(kernel_height)
-        for j in range(kernel_width)
-    ]
-    if depthwise:
-        return sum(view * kernel[0] for view, kernel in taps)
-    return sum(jnp.matmul(view, kernel, precision=precision) for view, kernel in taps)
 
 
 class SeparableConv(nnx.Module):
@@ -131,7 +95,7 @@ class SeparableConv(nnx.Module):
             feature_group_count=in_features,
             use_bias=False,
             kernel_init=he_normal,
-            conv_general_dilated=tap_sum_conv,
+            conv_general_dilated=conv,
             rngs=rngs,
         )
         self.pointwise = nnx.Conv(
@@ -140,7 +104,7 @@ class SeparableConv(nnx.Module):
             (1, 1),
             use_bias=False,
             kernel_init=he_normal,
-            conv_general_dilated=tap_sum_conv,
+            conv_general_dilated=conv,
             rngs=rngs,
         )
 
@@ -178,7 +142,7 @@ class ConvBNReLU(nnx.Module):
                 strides=stride,
                 use_bias=not batch_norm,
                 kernel_init=he_normal,
-                conv_general_dilated=tap_sum_conv,
+                conv_general_dilated=conv,
                 rngs=rngs,
             )
         self.norm = nnx.BatchNorm(out_features, momentum=0.9, rngs=rngs) if batch_norm else None

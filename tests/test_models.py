@@ -1,6 +1,6 @@
 """Every registered CNN: output shape and finite logits at 28x28x1 and 32x32x3, pinned parameter
 counts, train/eval behaviour, seed determinism, and a few Adam steps that lower the loss; and the
-CPU-friendly convolution and pooling of `jax_models.blocks` against XLA's native operations.
+CPU forms of convolution and pooling of `jax_models.cpu_forms` against XLA's native operations.
 
 Compilation dominates the cost, so each (model, shape) is built once, batches hold 2 images,
 the training check runs at 28x28x1 only, and its first step's train-mode logits double as the
@@ -17,7 +17,7 @@ import pytest
 from flax import nnx
 
 from jax_models import MODELS, count_params, create
-from jax_models.blocks import max_pool, tap_sum_conv
+from jax_models.cpu_forms import shifted_view_max_pool, tap_sum_conv
 from jax_models.errors import UserError
 from scripts.model_table import family_text, model_families
 
@@ -169,10 +169,10 @@ def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups, stride, padd
 
 
 @pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
-def test_max_pool_matches_the_native_pooling(side, window, stride):
+def test_shifted_view_max_pool_matches_the_native_pooling(side, window, stride):
     x = jax.random.normal(jax.random.key(0), (2, side, side + 1, 3))
     expected = nnx.max_pool(x, (window, window), strides=(stride, stride), padding="SAME")
-    np.testing.assert_array_equal(max_pool(x, window, stride), expected)
+    np.testing.assert_array_equal(shifted_view_max_pool(x, window, stride), expected)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
