@@ -13,11 +13,28 @@ from packaging.requirements import Requirement
 from benchmarks import gpu_check, report, throughput
 
 
+class FakeClock:
+    """`time` for the benchmark module, with a perf_counter that moves only when a fake row
+    "works", so the budget decisions do not depend on the machine's load."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+CLOCK = FakeClock()
+
+
 def fake_row(unit: throughput.Unit, args, device, precision) -> dict:
-    """An eager row without the work: a fixed pause in its place."""
+    """An eager row without the work: one second of the fake clock in its place."""
     if unit.model == "alexnet":
         raise RuntimeError("out of memory\nwhile allocating")
-    time.sleep(1.0)
+    CLOCK.now += 1.0
     return {
         "model": unit.model,
         "params": 1,
@@ -41,6 +58,7 @@ def fake_peak(*args, **kwargs) -> dict[str, float]:
 def test_the_budgeted_plan_runs_what_fits_and_lists_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(throughput, "eager_row", fake_row)
     monkeypatch.setattr(throughput, "matmul_peak_gflops", fake_peak)
+    monkeypatch.setattr(throughput, "time", CLOCK)
     out = tmp_path / "bench.json"
     argv = ["--models", "alexnet,lenet5", "--dataset", "mnist,cifar10", "--peak-size", "64"]
     argv += ["--compute-dtype", "float32,bfloat16", "--budget-s", "1.5", "--json", str(out)]
