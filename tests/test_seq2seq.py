@@ -222,14 +222,12 @@ def test_short_training_on_length_5_reaches_high_accuracy(trained):
 def test_greedy_matches_teacher_forced_argmax_when_the_model_is_perfect(trained):
     config, workdir, results = trained
     model = seq2seq_train.create_model(config)
+    optimizer = seq2seq_train.create_optimizer(model, config)
     checkpointer = Checkpointer(workdir / "seq2seq_model", best_metric="val_token_accuracy")
-    seq2seq_train.restore_checkpoint(
-        checkpointer,
-        results["best_epoch"],
-        model,
-        seq2seq_train.create_optimizer(model, config),
-    )
+    best_epoch, state = checkpointer.restore_best(seq2seq_train.checkpoint_like(model, optimizer))
     checkpointer.close()
+    assert best_epoch == results["best_epoch"]
+    seq2seq_train.load_checkpoint(model, optimizer, state)
     sources = [np.array(tokens) for tokens in ([3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [0, 0, 7, 7, 0])]
     batch = seq2seq_data.encode(sources, [source[::-1] for source in sources], max_len=5)
     logits, _ = model(jnp.asarray(batch["source"]), jnp.asarray(batch["decoder_input"]))

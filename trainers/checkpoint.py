@@ -209,13 +209,6 @@ class Checkpointer:
             "Free space or fix permissions, then rerun the same command to resume."
         )
 
-    def restore(self, step: int, like: PyTree) -> PyTree:
-        """Restores `step` into the structure, shapes and shardings of `like`, or a UserError."""
-        try:
-            return self._read(step, like)
-        except _DamagedStep as damage:
-            raise UserError(f"{self._damaged(step, str(damage))}; train again.") from None
-
     def restore_latest(
         self,
         like: Callable[[int], PyTree],

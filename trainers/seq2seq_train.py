@@ -103,14 +103,6 @@ def load_checkpoint(
     return {key: [float(x) for x in restored["history"][key]] for key in HISTORY_KEYS}
 
 
-def restore_checkpoint(
-    checkpointer: Checkpointer, step: int, model: Seq2Seq, optimizer: nnx.Optimizer
-) -> dict[str, list[float]]:
-    """Loads `step` into model and optimizer in place; returns the history saved with it."""
-    restored = checkpointer.restore(step, like=checkpoint_like(model, optimizer)(step))
-    return load_checkpoint(model, optimizer, restored)
-
-
 def make_datasets(config: ml_collections.ConfigDict) -> dict[str, Dataset]:
     """train/validation split of one draw, a fresh test draw, and one test set per extra length.
 
