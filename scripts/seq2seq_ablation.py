@@ -35,7 +35,7 @@ def define_flags() -> None:
         "config",
         None,
         "Base seq2seq config (default configs/seq2seq.py); seq_len, use_attention and "
-        "test_lengths are set per cell.",
+        "test_lengths are set per cell, and every cell trains on fixed lengths (min_seq_len=0).",
     )
 
 

@@ -114,13 +114,13 @@ ERRORS = {
     ),
     "wrong tuple element type": (
         ("scripts.train", "--config=configs/seq2seq.py", "--config.test_lengths=abc"),
-        "error: config key 'test_lengths' must be tuple of int (default: (20, 40)), "
-        "not ('abc',); pass e.g. --config.test_lengths=20,40.",
+        "error: config key 'test_lengths' must be tuple of int (default: (10, 40)), "
+        "not ('abc',); pass e.g. --config.test_lengths=10,40.",
     ),
     "missing config": (
         ("scripts.evaluate",),
         "error: missing --config; pass --config=FILE with FILE one of configs/compare.py, "
-        "configs/compare_cpu.py, configs/default.py, configs/seq2seq.py.",
+        "configs/compare_cpu.py, configs/default.py, configs/seq2seq.py, configs/strong.py.",
     ),
     "misspelled nested key": (
         (*COMPARE, "--config.train.bach_size=1"),

@@ -122,7 +122,7 @@ SEQ2SEQ_SETTINGS = {
         "num_attention_examples must be between 1 and the 1000 held-out lists",
     ),
     "teacher forcing": ({"teacher_forcing_ratio": 1.5}, "teacher_forcing_ratio must be a"),
-    "min_seq_len": ({"min_seq_len": 11}, r"min_seq_len must be 0 .* seq_len \(10\), got 11"),
+    "min_seq_len": ({"min_seq_len": 21}, r"min_seq_len must be 0 .* seq_len \(20\), got 21"),
     "test lengths": ({"test_lengths": (20, 0)}, "test_lengths must be positive list lengths"),
     "held-out split": ({"num_samples": 60}, "num_samples 60 with eval_fraction 0.1 leaves 6"),
 }

@@ -1,6 +1,7 @@
 """Seq2seq reversal: data layout, module shapes, masking, decoding, and a short real training."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -190,26 +191,38 @@ def test_greedy_decoding_feeds_back_its_own_predictions():
 # A short real training run, shared by the tests below.
 
 
+def test_default_config_trains_the_lengths_people_type():
+    """The app's example "3 1 4 1 5" (docs/app.md) must be a length the default model learns,
+    and docs/seq2seq.md reports the default run's accuracy on a test set of lists of 10."""
+    config = get_config()
+    assert 1 <= config.min_seq_len <= 5 <= config.seq_len
+    assert 10 in config.test_lengths
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Variable lengths 1 to 5, like the default config's 1 to 20, plus a fixed-length test set."""
     config = get_config()
     config.seq_len = 5
+    config.min_seq_len = 1
     config.num_samples = 3000
     config.num_epochs = 4
     config.batch_size = 32
     config.hidden_size = 32
     config.embedding_size = 16
     config.attention_size = 32
-    config.test_lengths = ()
+    config.test_lengths = (5,)
     config.num_attention_examples = 2
     workdir = tmp_path_factory.mktemp("seq2seq")
     return config, workdir, seq2seq_train.train_and_evaluate(config, workdir)
 
 
-def test_short_training_on_length_5_reaches_high_accuracy(trained):
+def test_short_training_on_lengths_1_to_5_reaches_high_accuracy(trained):
     config, workdir, results = trained
     assert results["test_token_accuracy"] >= 0.97
     assert results["test_sequence_accuracy"] >= 0.85
+    # The longest lists are the hardest; the fixed-length set shows they are learned too.
+    assert results["test_by_length"]["5"]["token_accuracy"] >= 0.95
     history = results["history"]
     assert len(history["train_loss"]) == config.num_epochs
     assert history["train_loss"][-1] < history["train_loss"][0]
@@ -247,14 +260,18 @@ def test_rerun_resumes_instead_of_retraining(trained):
 def test_reverser_reverses_and_validates_input(trained):
     _, workdir, _ = trained
     reverser = load_reverser(workdir)
-    assert (reverser.vocab_size, reverser.max_len) == (VOCAB, 5)
+    assert (reverser.vocab_size, reverser.min_len, reverser.max_len) == (VOCAB, 1, 5)
     output, weights = reverser.reverse([3, 1, 4, 1, 5])
     assert output == [5, 1, 4, 1, 3]
     assert weights.shape == (5, 5)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     # Reversal reads the input back to front, so each step attends most to its mirror.
     np.testing.assert_array_equal(weights.argmax(axis=1), [4, 3, 2, 1, 0])
-    for bad in ([3, 1, 4, 1, 10], [3, 1, 4, 1, -1], [1, 2, 3, 4, 5, 6]):
+    # A shorter list stops at its own length: the END comes after its last token, not at 5.
+    output, weights = reverser.reverse([7, 2])
+    assert output == [2, 7]
+    assert weights.shape == (2, 2)
+    for bad in ([3, 1, 4, 1, 10], [3, 1, 4, 1, -1], [1, 2, 3, 4, 5, 6], []):
         with pytest.raises(UserError):
             reverser.reverse(bad)
 
@@ -291,17 +308,35 @@ def fake_results(config, token_accuracy: float) -> dict:
     }
 
 
-def test_ablation_table_puts_each_cell_in_its_row():
-    base = get_config()
+def fake_cells(base) -> dict[tuple[str, int], dict]:
+    """Every ablation cell with made-up accuracies that tell the cells apart."""
     cells = {}
     for variant, use_attention in ablation.VARIANTS.items():
         for length in ablation.TRAIN_LENGTHS:
             config = ablation.cell_config(base, use_attention, length)
             accuracy = (0.8 if use_attention else 0.4) + length / 1000
             cells[variant, length] = fake_results(config, accuracy)
-    table = ablation.ablation_table(base, cells)
+    return cells
+
+
+def test_ablation_table_puts_each_cell_in_its_row():
+    base = get_config()
+    table = ablation.ablation_table(base, fake_cells(base))
     assert "| 40 | 40 | 0.8400 | 0.4200 | 0.4400 | 0.2200 |" in table
     assert "| 10 | 20 | 0.2025 | 0.0000 | 0.1025 | 0.0000 |" in table
+
+
+def test_published_ablation_table_describes_the_cells_the_script_runs():
+    """The committed table was measured with fixed-length cells and this budget; a change to
+    the default config that reaches the cells must come with a rerun of the ablation."""
+    base = get_config()
+    cells = fake_cells(base)
+    for (_, length), results in cells.items():
+        assert (results["config"]["seq_len"], results["config"]["min_seq_len"]) == (length, 0)
+    budget = ablation.ablation_table(base, cells).splitlines()[2]
+    assert budget.startswith("Budget per cell:")
+    published = Path(__file__).parents[1] / "docs/results/seq2seq/seq2seq_ablation.md"
+    assert budget in published.read_text().splitlines()
 
 
 def test_ablation_reuses_finished_cells_and_refuses_stale_ones(tmp_path):

@@ -54,6 +54,10 @@ def test_summary_of_a_seq2seq_run(use_attention):
         "exact match 95.40 %, test loss 0.0312 (checkpoint of epoch 8, best on validation)"
     )
     assert lines[1] == "wall time 3.1 s"
+    variable = {**results, "seq_len": 20, "config": {"min_seq_len": 1}}
+    assert f"({variant}, lists of 1 to 20)" in format_summary(
+        variable, run_files(config, Path("w")), 1
+    )
     expected = ["results     w/seq2seq_results.json", "curves      w/seq2seq_loss.png"]
     expected += ["attention   w/seq2seq_attention.png"] * use_attention
     assert lines[2:] == [*expected, "checkpoint  w/seq2seq_model/"]
@@ -170,7 +174,7 @@ def test_seq2seq_run_ends_with_its_verdict_and_a_rerun_trains_nothing(tmp_path):
     results = json.loads(files.results.read_text())
     lines = summary_lines(first.stdout)
     assert lines[0] == (
-        "seq2seq reversal (attention, lists of 4): greedy token accuracy "
+        "seq2seq reversal (attention, lists of 1 to 4): greedy token accuracy "
         f"{100 * results['test_token_accuracy']:.2f} %, exact match "
         f"{100 * results['test_sequence_accuracy']:.2f} %, test loss {results['test_loss']:.4f} "
         f"(checkpoint of epoch {results['best_epoch']}, best on validation)"

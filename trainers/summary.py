@@ -28,8 +28,10 @@ def verdict(results: dict) -> str:
     checkpoint = f"(checkpoint of epoch {results['best_epoch']}, best on validation)"
     if results.get("task") == "seq2seq":
         variant = "attention" if results["use_attention"] else "no attention"
+        shortest = results.get("config", {}).get("min_seq_len", 0)
+        lengths = f"{shortest} to {results['seq_len']}" if shortest else f"{results['seq_len']}"
         return (
-            f"seq2seq reversal ({variant}, lists of {results['seq_len']}): "
+            f"seq2seq reversal ({variant}, lists of {lengths}): "
             f"greedy token accuracy {percent(results['test_token_accuracy'])}, "
             f"exact match {percent(results['test_sequence_accuracy'])}, "
             f"test loss {results['test_loss']:.4f} {checkpoint}"
