@@ -22,6 +22,7 @@ from gradio_app.tabs import (
     story,
     summarization,
 )
+from gradio_app.tabs.common import NOTICE_CLASS
 
 TITLE = "Model playground"
 TABS: tuple[tuple[str, Callable[[AppConfig], None]], ...] = (
@@ -35,7 +36,12 @@ TABS: tuple[tuple[str, Callable[[AppConfig], None]], ...] = (
     ("Image classifier", image_classifier.build),
     ("Sequence reversal", sequence_reversal.build),
 )
-CSS = ".model-status { font-size: 0.9em; opacity: 0.85; }"
+CSS = (
+    ".model-status { font-size: 0.9em; opacity: 0.85; }\n"
+    # The notice under a tab's outputs (its text, not the block Gradio wraps it in, which
+    # carries the same class): how the tab's last run failed, or that it was stopped.
+    f".prose.{NOTICE_CLASS} {{ border-left: 3px solid var(--color-accent); padding-left: 0.75em; }}"
+)
 MAX_QUEUED = 64  # beyond this, new requests are turned away instead of waiting for minutes
 
 

@@ -1,5 +1,12 @@
-"""How a tab talks to the user: warnings for input it will not run, and errors that never show
-a stack trace on the page (the traceback goes to the server log instead)."""
+"""How a tab talks to the user: warnings for input it will not run, and failures as one plain
+message, never a stack trace (the traceback goes to the server log).
+
+A handler wrapped by `user_facing` fails by raising `gr.Error`, so API clients (gradio_client)
+get an `AppError` with the message. In the page, a tab with a notice area under its outputs
+(`tabs.common.report_outcome`) hides that toast, which would sit over the tab bar: the wrapper
+records how the run ended for the browser session instead, and the tab's failure listener,
+which Gradio also fires when Stop cancels a run, reads it back into the notice.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,22 @@ import contextlib
 import functools
 import inspect
 import logging
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import gradio as gr
+from gradio.context import LocalContext
 
 from jax_models.errors import UserError
 
 LOGGER = logging.getLogger(__name__)
+# API clients never run the listeners that read their records back, so keep only the newest.
+_MAX_RECORDS = 1024
+_CODE_SPAN = re.compile(r"`([^`]*)`")
 
 
 def is_blank(text: str | None) -> bool:
@@ -31,37 +46,120 @@ def inform(message: str) -> None:
     gr.Info(message)
 
 
+def plain_text(message: str) -> str:
+    """`message` without Markdown code marks, for toasts, which show Markdown raw."""
+    return _CODE_SPAN.sub(r"\1", message)
+
+
+def tab_title(tab: str) -> str:
+    return tab.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the latest run of one tab in one browser session ended (or that it still runs)."""
+
+    state: Literal["running", "failed", "stopped"]
+    message: str = ""
+
+
+class _Outcomes:
+    """The latest `Outcome` per (session, tab), bounded to the newest `_MAX_RECORDS`."""
+
+    def __init__(self) -> None:
+        self._records: OrderedDict[tuple[str, str], Outcome] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple[str, str] | None, outcome: Outcome | None) -> None:
+        if key is None:  # called outside a Gradio request (tests, scripts): nobody to tell
+            return
+        with self._lock:
+            self._records.pop(key, None)
+            if outcome is not None:
+                self._records[key] = outcome
+                while len(self._records) > _MAX_RECORDS:
+                    self._records.popitem(last=False)
+
+    def take(self, key: tuple[str, str]) -> Outcome | None:
+        with self._lock:
+            return self._records.pop(key, None)
+
+
+OUTCOMES = _Outcomes()
+
+
+def _current_key(tab: str) -> tuple[str, str] | None:
+    """The (session, tab) of the request Gradio is serving on this thread, if any.
+
+    Read from Gradio's request context so that handlers keep their own signatures (Gradio
+    injects `gr.Request` only into parameters it finds there).
+    """
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None)
+    return (session, tab) if session else None
+
+
+def take_outcome(tab: str, request: gr.Request | None) -> Outcome | None:
+    """How the session's latest run of `tab` ended, read once: None when no wrapped handler
+    ran (Gradio refused the request, or Stop cancelled it while it waited in the queue)."""
+    return OUTCOMES.take((getattr(request, "session_hash", None) or "", tab))
+
+
+def _error(message: str, in_notice: bool) -> gr.Error:
+    if in_notice:
+        return gr.Error(message, visible=False, print_exception=False)
+    return gr.Error(plain_text(message), duration=20, print_exception=False)
+
+
 @contextlib.contextmanager
-def _as_gradio_errors(tab: str) -> Iterator[None]:
+def _as_gradio_errors(tab: str, key: tuple[str, str] | None, in_notice: bool) -> Iterator[None]:
     try:
         yield
-    except gr.Error:
-        raise
+    except gr.Error as error:
+        OUTCOMES.put(key, Outcome("failed", str(error.message)))
+        raise _error(str(error.message), in_notice) from None
     except UserError as error:
-        raise gr.Error(str(error), duration=20, print_exception=False) from None
+        OUTCOMES.put(key, Outcome("failed", str(error)))
+        raise _error(str(error), in_notice) from None
     except Exception as error:
         LOGGER.exception("The %s tab failed", tab)
-        raise gr.Error(
-            f"The {tab} tab hit an unexpected {type(error).__name__}; "
-            "the details are in the server log.",
-            print_exception=False,
-        ) from None
+        message = (
+            f"The {tab_title(tab)} tab hit an unexpected {type(error).__name__}; "
+            "the details are in the server log."
+        )
+        OUTCOMES.put(key, Outcome("failed", message))
+        raise _error(message, in_notice) from None
 
 
-def user_facing(tab: str, handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps a handler so every failure reaches the page as one readable message."""
-    if inspect.isgeneratorfunction(handler):
+def user_facing(
+    tab: str, handler: Callable[..., Any], *, in_notice: bool = False
+) -> Callable[..., Any]:
+    """Wraps a handler so every failure reaches the page as one readable message.
+
+    With `in_notice` the tab shows failures in its notice area (`tabs.common.report_outcome`)
+    and the toast is hidden; without, the toast carries the message as plain text.
+    """
+    if inspect.isgeneratorfunction(handler):  # functools.partial objects included
 
         @functools.wraps(handler)
         def generator_handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            with _as_gradio_errors(tab):
-                yield from handler(*args, **kwargs)
+            key = _current_key(tab) if in_notice else None
+            OUTCOMES.put(key, Outcome("running"))
+            try:
+                with _as_gradio_errors(tab, key, in_notice):
+                    yield from handler(*args, **kwargs)
+            except GeneratorExit:  # Gradio closes the handler when the user presses Stop
+                OUTCOMES.put(key, Outcome("stopped"))
+                raise
+            OUTCOMES.put(key, None)
 
         return generator_handler
 
     @functools.wraps(handler)
     def plain_handler(*args: Any, **kwargs: Any) -> Any:
-        with _as_gradio_errors(tab):
+        key = _current_key(tab) if in_notice else None
+        OUTCOMES.put(key, None)
+        with _as_gradio_errors(tab, key, in_notice):
             return handler(*args, **kwargs)
 
     return plain_handler

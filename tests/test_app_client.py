@@ -15,6 +15,16 @@ from PIL import Image
 from gradio_app import generation
 from gradio_app.app import build_app
 from gradio_app.config import AppConfig
+from gradio_app.hf_models import native_image_size
+from gradio_app.tabs import (
+    chatbot,
+    image_generation,
+    next_word,
+    question_answering,
+    sentiment,
+    story,
+    summarization,
+)
 from gradio_app.tabs.question_answering import NO_ANSWER
 from tests import app_fixtures
 
@@ -134,6 +144,85 @@ def test_answer_and_no_answer(client):
 def test_generate_image(client):
     path = client.predict("a photo", 2, 7.5, 128, 64, 0, "", api_name="/generate_image")
     assert Image.open(path).size == (128, 64)
+
+
+# Each Hugging Face tab's first example, exactly as a click on it would send it.
+
+EXAMPLE_TABS = {
+    "/summarize": summarization,
+    "/next_word": next_word,
+    "/story": story,
+    "/chat": chatbot,
+    "/sentiment": sentiment,
+    "/answer": question_answering,
+    "/generate_image": image_generation,
+}
+
+
+def tab_examples(api_name, tiny_models):
+    if api_name == "/generate_image":  # sized for the pipeline
+        return image_generation.examples_for(native_image_size(tiny_models["image_generation"]))
+    return EXAMPLE_TABS[api_name].EXAMPLES
+
+
+@pytest.mark.parametrize("api_name", sorted(EXAMPLE_TABS))
+def test_first_example_runs_as_it_is(client, tiny_models, api_name):
+    example = tab_examples(api_name, tiny_models)[0]
+    result = client.predict(**example, api_name=api_name)
+    if api_name == "/generate_image":
+        assert Image.open(result).size == (example["width"], example["height"])
+    elif api_name == "/chat":
+        assert [message["role"] for message in result] == ["user", "assistant"]
+    elif api_name in ("/sentiment", "/answer"):
+        assert result[0] and result[1] is not None
+    else:
+        assert result
+
+
+def test_every_example_is_on_the_page(tiny_models):
+    samples = [
+        sample
+        for component in build_app(AppConfig(models=tiny_models)).config["components"]
+        if component["type"] == "dataset"
+        for sample in component["props"]["samples"]
+    ]
+    for api_name in EXAMPLE_TABS:
+        for example in tab_examples(api_name, tiny_models):
+            assert list(example.values()) in samples
+
+
+def test_image_defaults_follow_the_pipelines_native_size(client):
+    path = client.predict("a photo", api_name="/generate_image")
+    assert Image.open(path).size == (64, 64)  # the tiny pipeline's, not Stable Diffusion's 512
+
+
+def test_long_cjk_and_emoji_story_opening_is_cut_as_tokens(client):
+    opening = "🐉 むかしむかし、ある村に" * 12  # re-encoding decoded tokens overflowed the window
+    told = client.predict(opening, 120, 1.0, 0.9, 0, api_name="/story")
+    assert told.startswith(opening) and len(told) > len(opening)
+
+
+# Failures: the message an API client gets is the one the page shows in the tab's notice.
+
+
+def test_unexpected_failure_is_one_sentence_pointing_to_the_log(client, monkeypatch):
+    def broken_window(tokenizer, model):
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(sentiment, "context_window", broken_window)
+    with pytest.raises(AppError) as raised:
+        client.predict("I loved it", 0.5, api_name="/sentiment")
+    assert str(raised.value) == (
+        "The sentiment tab hit an unexpected KeyError; the details are in the server log."
+    )
+
+
+def test_a_question_too_long_for_the_window_says_how_long_it_may_be(client):
+    with pytest.raises(AppError) as raised:
+        client.predict("where " * 40, "Paris.", api_name="/answer")
+    assert str(raised.value) == (
+        "The question has 42 tokens; keep it under 32 so the context fits in the model's window."
+    )
 
 
 def test_blank_input_returns_nothing_and_does_not_fail(client):

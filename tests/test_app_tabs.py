@@ -1,18 +1,22 @@
 """Every Hugging Face tab driven as Python functions on tiny local models, through the same
-lazy loading code the app uses."""
+lazy loading code the app uses; and the pieces of the error pattern every tab shares."""
 
+import contextlib
 import threading
 import time
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
+from gradio.context import LocalContext
 from PIL import Image
 
 from gradio_app import generation
-from gradio_app.feedback import user_facing
-from gradio_app.hf_models import load_text_generator
+from gradio_app.config import TASKS
+from gradio_app.feedback import Outcome, take_outcome, user_facing
+from gradio_app.hf_models import DEFAULT_IMAGE_SIZE, load_text_generator, native_image_size
 from gradio_app.loaders import MODELS, ModelCache, ModelUnavailable
 from gradio_app.tabs import (
     chatbot,
@@ -23,13 +27,18 @@ from gradio_app.tabs import (
     story,
     summarization,
 )
+from gradio_app.tabs.common import notice_area, run_reported
+from gradio_app.tiny_models import WINDOW
+from gradio_app.tiny_models import main as write_tiny_models_command
 from jax_models.errors import UserError
 from tests import app_fixtures
-from tests.app_fixtures import WINDOW
 
 tiny_models = app_fixtures.tiny_models  # the session fixture, shared with the other app tests
 
 LONG_TEXT = "The weather today is sunny and warm. " * 30  # far more than WINDOW tokens
+# Byte-level tokens split these characters, so text decoded from the last WINDOW // 2 tokens
+# starts mid-character and re-encodes to more tokens than were kept.
+CJK_AND_EMOJI = "🐉 むかしむかし、ある村に" * 12
 
 
 def last(updates):
@@ -136,11 +145,104 @@ def test_errors_reach_the_page_as_one_message_without_a_traceback(caplog):
     with pytest.raises(gr.Error, match="Type a number."):
         user_facing("story", bad_input)()
     with pytest.raises(gr.Error) as raised:
-        user_facing("story", crash)()
+        user_facing("question_answering", crash)()
     assert str(raised.value.message) == (
-        "The story tab hit an unexpected KeyError; the details are in the server log."
+        "The question answering tab hit an unexpected KeyError; the details are in the server log."
     )
     assert "internal detail" in caplog.text  # the traceback went to the server log
+
+
+def _fails_with_code(text):
+    raise UserError("Point `summarization` at a directory.")
+
+
+def test_a_toast_shows_plain_text_without_markdown_marks():
+    with pytest.raises(gr.Error) as raised:
+        user_facing("summarization", _fails_with_code)("x")
+    assert raised.value.visible
+    assert raised.value.message == "Point summarization at a directory."
+
+
+@contextlib.contextmanager
+def browser_session(session_hash):
+    """What Gradio sets while it serves a request from one browser session."""
+    request = SimpleNamespace(session_hash=session_hash)
+    token = LocalContext.request.set(request)
+    try:
+        yield request
+    finally:
+        LocalContext.request.reset(token)
+
+
+def test_a_tab_with_a_notice_hides_the_toast_and_its_session_reads_the_outcome_once():
+    handler = user_facing("summarization", _fails_with_code, in_notice=True)
+    with browser_session("first") as first, pytest.raises(gr.Error) as raised:
+        handler("x")
+    assert not raised.value.visible  # no toast over the tab bar ...
+    assert raised.value.message == "Point `summarization` at a directory."  # ... API clients
+    assert take_outcome("summarization", SimpleNamespace(session_hash="second")) is None
+    outcome = take_outcome("summarization", first)
+    assert outcome == Outcome("failed", "Point `summarization` at a directory.")
+    assert take_outcome("summarization", first) is None
+
+
+def _counting(n):
+    yield from range(n)
+
+
+def test_a_streaming_run_is_recorded_as_running_then_finished_or_stopped():
+    handler = user_facing("story", _counting, in_notice=True)
+    with browser_session("s") as session:
+        assert list(handler(3)) == [0, 1, 2]
+        assert take_outcome("story", session) is None  # finished: nothing to report
+        updates = handler(100)
+        next(updates)
+        assert take_outcome("story", session) == Outcome("running")
+        updates.close()  # what Gradio does to the handler on Stop
+        assert take_outcome("story", session) == Outcome("stopped")
+
+
+def test_failure_listener_reports_a_failure_a_stop_and_a_refused_request():
+    def stream_or_fail(text):
+        if text == "fail":
+            raise UserError("Point `story` at a directory.")
+        yield "partial"
+
+    with gr.Blocks() as demo:
+        button, text, result, history = gr.Button(), gr.Textbox(), gr.Textbox(), gr.Chatbot()
+        notice = notice_area()
+        event = run_reported(
+            button.click,
+            "story",
+            stream_or_fail,
+            inputs=[text],
+            outputs=[result, history],
+            notice=notice,
+            keep=[history],
+            stopped="Stopped. The story above is unfinished.",
+        )
+    handler = demo.fns[event["id"]].fn
+    listeners = [fn for fn in demo.fns.values() if fn.trigger_after == event["id"]]
+    on_failure = next(fn for fn in listeners if fn.trigger_only_on_failure)
+    on_success = next(fn for fn in listeners if fn.trigger_only_on_success)
+    assert [block._id for block in on_failure.outputs] == [notice._id, result._id, history._id]
+    with browser_session("s") as session:
+        with pytest.raises(gr.Error):
+            list(handler("fail"))
+        shown, cleared, kept = on_failure.fn(session)
+        assert (shown.value, shown.visible) == ("Point `story` at a directory.", True)
+        assert cleared is None and kept == gr.skip()
+
+        stopped = handler("go")
+        next(stopped)
+        stopped.close()
+        shown, *outputs = on_failure.fn(session)
+        assert shown.value == "Stopped. The story above is unfinished."
+        assert outputs == [gr.skip(), gr.skip()]  # the partial story stays
+
+        shown, cleared, kept = on_failure.fn(session)  # no run recorded: Gradio refused it
+        assert shown.value == "The request did not finish." and cleared is None
+    assert on_success.fn().visible is False
 
 
 # Summarization.
@@ -201,6 +303,16 @@ def test_story_streams_continues_the_prompt_and_is_reproducible(tiny_models):
     assert len(updates[-1]) > len("Once upon a time")
     assert write(seed=0)[-1] == updates[-1]
     assert write(seed=2)[-1] != updates[-1]
+
+
+def test_long_cjk_and_emoji_opening_keeps_its_last_tokens_without_re_encoding(tiny_models):
+    tokenizer = MODELS.get("story", tiny_models["story"], load_text_generator).tokenizer
+    budget = WINDOW // 2  # the window less as many new tokens
+    kept = tokenizer(CJK_AND_EMOJI)["input_ids"][-budget:]
+    assert len(tokenizer(tokenizer.decode(kept))["input_ids"]) > budget  # the old flaw's trigger
+    with pytest.warns(UserWarning, match=f"so only the last {budget} were used"):
+        told = last(story.tell_story(tiny_models["story"], CJK_AND_EMOJI, budget, 1.0, 0.9, 0))
+    assert told.startswith(CJK_AND_EMOJI) and len(told) > len(CJK_AND_EMOJI)
 
 
 def test_story_length_is_capped_by_the_window(tiny_models):
@@ -306,6 +418,12 @@ def test_best_span_respects_order_and_maximum_length():
 # Image generation.
 
 
+def test_image_size_defaults_to_the_pipelines_native_size(tiny_models, tmp_path):
+    assert native_image_size(tiny_models["image_generation"]) == 64  # 32 latents, VAE x2
+    assert native_image_size(str(tmp_path)) == DEFAULT_IMAGE_SIZE  # no configuration files
+    assert native_image_size("no-org/never-downloaded") == DEFAULT_IMAGE_SIZE
+
+
 def test_image_has_the_requested_size_and_follows_the_seed(tiny_models):
     def paint(seed, width=64):
         updates = list(
@@ -360,3 +478,20 @@ def test_a_cancelled_run_stops_text_generation_at_the_next_step():
     updates.close()
     stop = run.stopping_criteria(torch.zeros((2, 3), dtype=torch.long), None)
     assert stop.tolist() == [True, True]
+
+
+# The tiny models module, which the README's no-download demo runs.
+
+
+def test_tiny_models_file_names_every_task(tiny_models):
+    assert set(tiny_models) == set(TASKS)
+
+
+def test_tiny_models_command_explains_a_directory_it_cannot_write(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exited:
+        write_tiny_models_command([str(blocker / "tiny")])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot write the tiny models under") and error.count("\n") == 1

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import gradio as gr
 import torch
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import inform, is_blank, user_facing, warn
+from gradio_app.feedback import inform, is_blank, warn
 from gradio_app.generation import BackgroundRun
 from gradio_app.hf_models import load_text_generator
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, fit_tokens
 
 TASK = "chatbot"
 REPLY_TOKENS = 100
 Message = dict[str, Any]
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {"message": "Hello! How are you today?"},
+    {"message": "What should I cook for dinner tonight?"},
+    {"message": "Tell me something interesting about the moon."},
+)
 
 
 def message_text(message: Message) -> str:
@@ -86,21 +91,24 @@ def chat(model_ref: str, message: str, history: list[Message] | None) -> Iterato
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_text_generator)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_text_generator)
     conversation = gr.Chatbot(label="Conversation", height=420)
+    notice = notice_area()
     message = gr.Textbox(label="Message", placeholder="Say something…", submit_btn="Send")
     with gr.Row():
         stop = gr.Button("Stop", variant="stop")
-        gr.ClearButton([conversation, message], value="Clear conversation")
-    event = message.submit(
-        user_facing(TASK, partial(chat, model_ref)),
+        gr.ClearButton([conversation, message, notice], value="Clear conversation")
+    examples(EXAMPLES, {"message": message})
+    # A failed turn keeps the conversation: it is the user's, and the next request's input.
+    tab.run(
+        message.submit,
+        chat,
         inputs=[message, conversation],
-        outputs=conversation,
+        outputs=[conversation],
+        notice=notice,
         api_name="chat",
-        **queue_settings(config, TASK),
+        keep=[conversation],
+        stop=stop,
+        stopped="Stopped. The last reply is unfinished.",
     )
     message.submit(None, outputs=message, js="() => ''")
-    stop.click(None, cancels=[event])
-    refresh_after(event, status, describe)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 import torch
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.feedback import is_blank, warn
 from gradio_app.hf_models import load_text_generator
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, fit_tokens
 
 TASK = "next_word"
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {"prompt": "The weather today is"},
+    {"prompt": "Once upon a time there was a"},
+    {"prompt": "I would like a cup of"},
+)
 # Tokens that would be invisible on a label chart, shown as a visible stand-in.
 _VISIBLE = {"\n": "↵", "\t": "⇥"}
 
@@ -57,27 +61,24 @@ def append_word(prompt: str, selected: gr.SelectData) -> str:
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_text_generator)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_text_generator)
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Text", lines=4, value="The weather today is")
+            prompt = gr.Textbox(label="Text", lines=4, value=EXAMPLES[0]["prompt"])
             top_k = gr.Slider(1, 30, value=10, step=1, label="How many words")
             predict = gr.Button("Predict next word", variant="primary")
+            examples(EXAMPLES, {"prompt": prompt})
         with gr.Column():
             words = gr.Label(label="Next word (click one to append it)", show_heading=False)
-    handler = user_facing(TASK, partial(next_words, model_ref))
-    settings = queue_settings(config, TASK)
-    event = gr.on(
+            notice = notice_area()
+    inputs, outputs = [prompt, top_k], [words]
+    tab.run(
         [predict.click, prompt.submit],
-        handler,
-        inputs=[prompt, top_k],
-        outputs=words,
+        next_words,
+        inputs=inputs,
+        outputs=outputs,
+        notice=notice,
         api_name="next_word",
-        **settings,
     )
-    refresh_after(event, status, describe)
-    words.select(append_word, inputs=prompt, outputs=prompt, api_visibility="private").then(
-        handler, inputs=[prompt, top_k], outputs=words, api_visibility="private", **settings
-    )
+    appended = words.select(append_word, inputs=prompt, outputs=prompt, api_visibility="private")
+    tab.run(appended.then, next_words, inputs=inputs, outputs=outputs, notice=notice)

@@ -6,16 +6,14 @@ likely (start, end) pair inside the context, at most `MAX_ANSWER_TOKENS` long.
 
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 import torch
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.feedback import is_blank, warn
 from gradio_app.hf_models import load_question_answering
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, warn_truncated
 from jax_models.errors import UserError
 
@@ -25,6 +23,24 @@ NO_ANSWER = "The context does not contain an answer to this question."
 MAX_ANSWER_TOKENS = 30
 DEFAULT_MIN_SCORE = 0.2
 Highlights = list[tuple[str, str | None]]
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {
+        "question": "Where is the Eiffel Tower?",
+        "context": "The Eiffel Tower is a wrought-iron lattice tower in Paris, France. "
+        "It was completed in 1889 for the World's Fair.",
+    },
+    {
+        "question": "How long is the Nile?",
+        "context": "The Nile flows north through eleven countries and is about 6,650 "
+        "kilometres long, which makes it one of the longest rivers in the world.",
+    },
+    {
+        "question": "Who painted the ceiling?",
+        "context": "The chapel was built in the 1470s; its walls were decorated by several "
+        "Renaissance painters, and Michelangelo painted the ceiling between 1508 and 1512.",
+    },
+)
 
 
 def _best_span(
@@ -88,34 +104,28 @@ def answer_question(
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_question_answering)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_question_answering)
     with gr.Row():
         with gr.Column():
-            question = gr.Textbox(label="Question", value="Where is the Eiffel Tower?")
-            context = gr.Textbox(
-                label="Context",
-                lines=8,
-                value="The Eiffel Tower is a wrought-iron lattice tower in Paris, France. "
-                "It was completed in 1889 for the World's Fair.",
-            )
+            question = gr.Textbox(label="Question", value=EXAMPLES[0]["question"])
+            context = gr.Textbox(label="Context", lines=8, value=EXAMPLES[0]["context"])
             min_score = gr.Slider(
                 0.0, 1.0, value=DEFAULT_MIN_SCORE, step=0.01, label="Minimum answer confidence"
             )
             ask = gr.Button("Answer", variant="primary")
+            examples(EXAMPLES, {"question": question, "context": context})
         with gr.Column():
             answer = gr.Textbox(label="Answer", interactive=False)
             score = gr.Number(label="Score", precision=3, interactive=False)
             highlighted = gr.HighlightedText(
                 label="Context", color_map={ANSWER_LABEL: "green"}, show_legend=False
             )
-    event = gr.on(
+            notice = notice_area()
+    tab.run(
         [ask.click, question.submit],
-        user_facing(TASK, partial(answer_question, model_ref)),
+        answer_question,
         inputs=[question, context, min_score],
         outputs=[answer, score, highlighted],
+        notice=notice,
         api_name="answer",
-        **queue_settings(config, TASK),
     )
-    refresh_after(event, status, describe)

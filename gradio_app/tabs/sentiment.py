@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.feedback import is_blank, warn
 from gradio_app.hf_models import load_text_classifier
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, fit_tokens
 
 TASK = "sentiment"
 NEUTRAL = "neutral"
 DEFAULT_THRESHOLD = 0.7
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {"text": "I really loved this movie!"},
+    {"text": "This was a terrible film, boring and far too long."},
+    {"text": "The service was slow, but the food made up for it."},
+)
 
 
 def classify_sentiment(
@@ -38,12 +42,10 @@ def classify_sentiment(
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_text_classifier)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_text_classifier)
     with gr.Row():
         with gr.Column():
-            text = gr.Textbox(label="Text", lines=5, value="I really loved this movie!")
+            text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0]["text"])
             threshold = gr.Slider(
                 0.0,
                 1.0,
@@ -52,16 +54,17 @@ def build(config: AppConfig) -> None:
                 label="Neutral below this confidence",
             )
             classify = gr.Button("Classify", variant="primary")
+            examples(EXAMPLES, {"text": text})
         with gr.Column():
             verdict = gr.Textbox(label="Sentiment", interactive=False)
             confidence = gr.Number(label="Confidence", precision=3, interactive=False)
             scores = gr.Label(label="Scores", show_heading=False)
-    event = gr.on(
+            notice = notice_area()
+    tab.run(
         [classify.click, text.submit],
-        user_facing(TASK, partial(classify_sentiment, model_ref)),
+        classify_sentiment,
         inputs=[text, threshold],
         outputs=[verdict, confidence, scores],
+        notice=notice,
         api_name="sentiment",
-        **queue_settings(config, TASK),
     )
-    refresh_after(event, status, describe)

@@ -1,22 +1,32 @@
-"""Story: sampled continuation of a prompt through the text-generation pipeline, streamed."""
+"""Story: sampled continuation of a prompt by the text-generation model, streamed.
+
+The model generates from the prompt's token ids, cut to the window, never from text decoded
+from them: a cut can split a character (CJK, emoji) whose bytes span several tokens, and
+re-encoding that text gives more tokens than the window holds.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 
 import gradio as gr
 import torch
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.feedback import is_blank, warn
 from gradio_app.generation import SAMPLING_LOCK, BackgroundRun
 from gradio_app.hf_models import load_text_generator
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, fit_tokens, new_token_budget
 
 TASK = "story"
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {"prompt": "Once upon a time"},
+    {"prompt": "The old lighthouse keeper opened the door and saw"},
+    {"prompt": "In the year 2300, the last library on Earth"},
+)
 
 
 def tell_story(
@@ -33,24 +43,24 @@ def tell_story(
         yield ""
         return
     generator = MODELS.get(TASK, model_ref, load_text_generator)
-    tokenizer = generator.tokenizer
-    window = context_window(tokenizer, generator.model)
+    tokenizer, model = generator.tokenizer, generator.model
+    window = context_window(tokenizer, model)
     max_new_tokens = new_token_budget(window, int(max_new_tokens))
     ids = tokenizer(prompt)["input_ids"]
     kept = fit_tokens(ids, window - max_new_tokens, keep="end", what="opening")
-    model_prompt = prompt if len(kept) == len(ids) else tokenizer.decode(kept)
+    input_ids = torch.tensor([kept], device=model.device)
     run = BackgroundRun("story-generate", tokenizer)
 
     def generate() -> None:
-        with SAMPLING_LOCK:
+        with SAMPLING_LOCK, torch.inference_mode():
             torch.manual_seed(int(seed))
-            generator(
-                model_prompt,
+            model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
                 max_new_tokens=max_new_tokens,
                 do_sample=True,
                 temperature=max(float(temperature), 1e-3),
                 top_p=float(top_p),
-                return_full_text=False,
                 pad_token_id=tokenizer.eos_token_id,
                 streamer=run.streamer,
                 stopping_criteria=run.stopping_criteria,
@@ -61,12 +71,10 @@ def tell_story(
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_text_generator)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_text_generator)
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Opening", lines=4, value="Once upon a time")
+            prompt = gr.Textbox(label="Opening", lines=4, value=EXAMPLES[0]["prompt"])
             max_new_tokens = gr.Slider(10, 500, value=120, step=10, label="Max length (new tokens)")
             temperature = gr.Slider(0.1, 2.0, value=0.9, step=0.05, label="Temperature")
             top_p = gr.Slider(0.1, 1.0, value=0.95, step=0.01, label="Top-p")
@@ -74,13 +82,17 @@ def build(config: AppConfig) -> None:
             with gr.Row():
                 write = gr.Button("Write story", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
-        story = gr.Textbox(label="Story", lines=18, buttons=["copy"])
-    event = write.click(
-        user_facing(TASK, partial(tell_story, model_ref)),
+            examples(EXAMPLES, {"prompt": prompt})
+        with gr.Column():
+            story = gr.Textbox(label="Story", lines=18, buttons=["copy"])
+            notice = notice_area()
+    tab.run(
+        write.click,
+        tell_story,
         inputs=[prompt, max_new_tokens, temperature, top_p, seed],
-        outputs=story,
+        outputs=[story],
+        notice=notice,
         api_name="story",
-        **queue_settings(config, TASK),
+        stop=stop,
+        stopped="Stopped. The story above is unfinished.",
     )
-    stop.click(None, cancels=[event])
-    refresh_after(event, status, describe)

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 
 import gradio as gr
 import torch
 
 from gradio_app.config import AppConfig
-from gradio_app.feedback import is_blank, user_facing, warn
+from gradio_app.feedback import is_blank, warn
 from gradio_app.generation import BackgroundRun
 from gradio_app.hf_models import device, load_seq2seq
 from gradio_app.loaders import MODELS
-from gradio_app.tabs.common import queue_settings, refresh_after, status_line
+from gradio_app.tabs.common import ModelTab, examples, notice_area
 from gradio_app.window import context_window, fit_tokens
 
 TASK = "summarization"
+# Keyed by the handler's parameter names, which are also the API's (`client.predict(**row)`).
+EXAMPLES = (
+    {
+        "text": "The city council voted on Tuesday to turn the old railway station into a "
+        "public library. The building has stood empty for twelve years. Work starts in the "
+        "spring and should take two years; the library will keep the station's clock tower "
+        "and its iron roof, and add a reading garden where the tracks used to run.",
+    },
+    {
+        "text": "Researchers followed 2,000 volunteers for ten years and found that those who "
+        "walked at least thirty minutes a day slept better and reported less stress. The "
+        "effect held across ages and did not depend on walking speed, the team said, which "
+        "suggests that regular movement matters more than intensity.",
+    },
+)
 
 
 def summarize(
@@ -67,25 +81,29 @@ def summarize(
 
 
 def build(config: AppConfig) -> None:
-    model_ref = config.model(TASK)
-    describe = partial(MODELS.describe, model_ref, load_seq2seq)
-    status = status_line(describe)
+    tab = ModelTab.create(config, TASK, load_seq2seq)
     with gr.Row():
         with gr.Column():
-            text = gr.Textbox(label="Text", lines=12, placeholder="Paste an article…")
+            text = gr.Textbox(
+                label="Text", lines=12, value=EXAMPLES[0]["text"], placeholder="Paste an article…"
+            )
             with gr.Row():
                 min_tokens = gr.Slider(5, 200, value=30, step=1, label="Minimum length (tokens)")
                 max_tokens = gr.Slider(10, 400, value=130, step=1, label="Maximum length (tokens)")
             with gr.Row():
                 run = gr.Button("Summarize", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
-        summary = gr.Textbox(label="Summary", lines=12, buttons=["copy"])
-    event = run.click(
-        user_facing(TASK, partial(summarize, model_ref)),
+            examples(EXAMPLES, {"text": text})
+        with gr.Column():
+            summary = gr.Textbox(label="Summary", lines=12, buttons=["copy"])
+            notice = notice_area()
+    tab.run(
+        run.click,
+        summarize,
         inputs=[text, min_tokens, max_tokens],
-        outputs=summary,
+        outputs=[summary],
+        notice=notice,
         api_name="summarize",
-        **queue_settings(config, TASK),
+        stop=stop,
+        stopped="Stopped before the summary was written.",
     )
-    stop.click(None, cancels=[event])
-    refresh_after(event, status, describe)
