@@ -7,6 +7,7 @@ before those libraries are imported, because they read `HF_HUB_OFFLINE` at impor
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ DEFAULT_MODELS: Mapping[str, str] = MappingProxyType(
     }
 )
 TASKS: tuple[str, ...] = tuple(DEFAULT_MODELS)
+_HUB_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")  # `name` or `org/name`
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,39 @@ class AppConfig:
 
 
 def looks_like_path(model_ref: str) -> bool:
-    """A reference the user meant as a directory rather than a hub id (`org/name`)."""
+    """A resolved reference that is a directory rather than a hub id (`org/name`)."""
     return model_ref.startswith(("/", "./", "../", "~")) or Path(model_ref).expanduser().is_dir()
+
+
+def _is_local(model_ref: str, base: Path) -> bool:
+    """Whether a models-file value names a directory rather than a hub id.
+
+    Hub ids are `name` or `org/name` in letters, digits, `-`, `_` and `.`. Anything else is a
+    path: a value starting with `/`, `~`, `./` or `../`, one with two or more `/`, one with
+    other characters (a backslash, a space), and an `org/name` or `name` whose first part is a
+    folder beside the models file (`models/sst2` when `models/` is there).
+    """
+    if model_ref in (".", "..") or model_ref.startswith(("/", "~", "./", "../")):
+        return True
+    if not _HUB_ID.fullmatch(model_ref):
+        return True
+    return (base / model_ref.split("/")[0]).is_dir()
+
+
+def _resolve(task: str, model_ref: str, models_file: Path) -> str:
+    """A hub id as it is; a directory as an absolute path, relative ones read from the file's
+    folder, and a UserError at once when it does not exist (it is never tried on the hub)."""
+    base = models_file.parent
+    if not _is_local(model_ref, base):
+        return model_ref
+    directory = (base / Path(model_ref).expanduser()).resolve()
+    if not directory.is_dir():
+        raise UserError(
+            f"Models file {models_file}: `{task}` names the local directory {directory}, which "
+            f"does not exist; download the model there (hf download {DEFAULT_MODELS[task]} "
+            f"--local-dir {directory}) or correct the path."
+        )
+    return str(directory)
 
 
 def read_models_file(path: Path) -> dict[str, str]:
@@ -52,9 +85,19 @@ def read_models_file(path: Path) -> dict[str, str]:
     Relative directories are resolved against the file's own folder, so a models file can
     sit next to the model copies it names and work from any current directory.
     """
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"Models file {path} does not exist; pass a TOML or JSON file.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"Models file {path} is not a text file (it is not UTF-8); pass a TOML or JSON file."
+        ) from None
+    except OSError as error:
+        raise UserError(
+            f"Models file {path} cannot be read ({error.strerror or error}); pass a readable "
+            "TOML or JSON file."
+        ) from None
     try:
         entries = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
@@ -73,17 +116,8 @@ def read_models_file(path: Path) -> dict[str, str]:
             raise UserError(
                 f"Models file {path}: `{task}` must be a hub id or a directory, got {model_ref!r}."
             )
-        models[task] = _resolve(model_ref.strip(), path.parent)
+        models[task] = _resolve(task, model_ref.strip(), path)
     return models
-
-
-def _resolve(model_ref: str, base: Path) -> str:
-    beside_file = (base / model_ref).expanduser()
-    if not Path(model_ref).expanduser().is_absolute() and beside_file.is_dir():
-        return str(beside_file.resolve())
-    if looks_like_path(model_ref):
-        return str(Path(model_ref).expanduser().resolve())
-    return model_ref
 
 
 def build_config(
@@ -92,15 +126,19 @@ def build_config(
     """Merges the models file over the defaults."""
     if concurrency_limit < 1:
         raise UserError(f"--concurrency must be at least 1, got {concurrency_limit}.")
-    if checkpoints is not None and not checkpoints.is_dir():
+    if checkpoints is not None and not checkpoints.expanduser().is_dir():
         raise UserError(
-            f"--checkpoints {checkpoints} is not a directory; pass the --workdir you gave "
-            "python -m scripts.train."
+            f"--checkpoints {checkpoints} is not a directory; pass the folder that holds your "
+            "python -m scripts.train workdirs (runs, when they are runs/lenet5_mnist, ...)."
         )
     models = dict(DEFAULT_MODELS)
     if models_file is not None:
         models.update(read_models_file(models_file))
-    return AppConfig(models=models, checkpoints=checkpoints, concurrency_limit=concurrency_limit)
+    return AppConfig(
+        models=models,
+        checkpoints=None if checkpoints is None else checkpoints.expanduser(),
+        concurrency_limit=concurrency_limit,
+    )
 
 
 def all_local(config: AppConfig) -> bool:

@@ -106,8 +106,9 @@ def take_outcome(tab: str, request: gr.Request | None) -> Outcome | None:
 
 
 def _error(message: str, in_notice: bool) -> gr.Error:
+    """API clients and toasts get plain text; the notice renders the Markdown recorded for it."""
     if in_notice:
-        return gr.Error(message, visible=False, print_exception=False)
+        return gr.Error(plain_text(message), visible=False, print_exception=False)
     return gr.Error(plain_text(message), duration=20, print_exception=False)
 
 

@@ -72,16 +72,18 @@ class ModelCache:
                 slot.loaded, slot.failure = True, None
             return slot.value
 
-    def describe(self, model_ref: str, load: Callable[..., Any]) -> str:
-        """One Markdown line for a tab: the model and whether it is loaded or why it failed."""
+    def state(self, model_ref: str, load: Callable[..., Any]) -> str:
+        """Whether the model is loaded, loads on first use, or why it failed (Markdown)."""
         slot = self._slot(load, model_ref)
         if slot.loaded:
-            state = "loaded"
-        elif slot.failure:
-            state = f"**not available.** {slot.failure}"
-        else:
-            state = "loads on first use"
-        return f"Model: `{model_ref}` — {state}"
+            return "loaded"
+        if slot.failure:
+            return f"**not available.** {slot.failure}"
+        return "loads on first use"
+
+    def describe(self, model_ref: str, load: Callable[..., Any]) -> str:
+        """One Markdown line for a tab: the model and whether it is loaded or why it failed."""
+        return f"Model: `{model_ref}` — {self.state(model_ref, load)}"
 
 
 def first_line(error: Exception) -> str:

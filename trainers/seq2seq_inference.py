@@ -13,7 +13,8 @@ from flax import nnx
 from jax_models.errors import UserError
 from jax_models.seq2seq import Seq2Seq
 from trainers import seq2seq_data
-from trainers.checkpoint import Checkpointer, checkpoint_dir
+from trainers.checkpoint import checkpoint_dir
+from trainers.inference import restore_best
 from trainers.run_files import results_path
 from trainers.seq2seq_train import (
     checkpoint_like,
@@ -82,23 +83,25 @@ def load_reverser(workdir: str | Path) -> Reverser:
     workdir = Path(workdir)
     results_file = results_path(workdir, "seq2seq")
     checkpoints = checkpoint_dir(workdir, "seq2seq")
+    train_again = f"run `python -m scripts.train --config=configs/seq2seq.py --workdir={workdir}`"
     if not results_file.is_file() or not checkpoints.is_dir():
+        raise UserError(f"No trained seq2seq model in {workdir}; {train_again} first.")
+    try:
+        config = ml_collections.ConfigDict(json.loads(results_file.read_text())["config"])
+        model = create_model(config)
+        optimizer = create_optimizer(model, config)
+        max_len = int(config.seq_len)
+        min_len = int(config.get("min_seq_len") or max_len)  # 0: every list is max_len long
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise UserError(
-            f"No trained seq2seq model in {workdir}; run `python -m scripts.train "
-            f"--config=configs/seq2seq.py --workdir={workdir}` first."
-        )
-    config = ml_collections.ConfigDict(json.loads(results_file.read_text())["config"])
-    model = create_model(config)
-    checkpointer = Checkpointer(checkpoints, best_metric="val_token_accuracy")
-    optimizer = create_optimizer(model, config)
-    best = checkpointer.restore_best(checkpoint_like(model, optimizer))
-    if best is None:
-        raise UserError(f"{checkpoints} holds no checkpoint; train again into {workdir}.")
-    load_checkpoint(model, optimizer, best[1])
-    checkpointer.close()
-    return Reverser(
-        model,
-        vocab_size=config.vocab_size,
-        min_len=config.min_seq_len or config.seq_len,
-        max_len=config.seq_len,
+            f"{results_file} does not describe a seq2seq model this code can build ({error}); "
+            f"{train_again} again."
+        ) from error
+    restored = restore_best(
+        checkpoints,
+        checkpoint_like(model, optimizer),
+        best_metric="val_token_accuracy",
+        train_again=f"{train_again} again.",
     )
+    load_checkpoint(model, optimizer, restored)
+    return Reverser(model, vocab_size=config.vocab_size, min_len=min_len, max_len=max_len)
