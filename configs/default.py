@@ -20,7 +20,25 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_epochs = 5  # passes over the training split
     config.batch_size = 128  # training examples per step, all devices (a multiple of their count)
     config.eval_batch_size = 1000  # examples per validation/test step; bounds memory
-    config.learning_rate = 1e-3  # Adam's step size
+    # The recipe: the study's (Adam at a constant 1e-3, cross-entropy on one-hot labels, no
+    # augmentation) unless changed; configs/strong.py is a stronger one. README "Choosing a recipe".
+    config.recipe = "study"  # the recipe's name, recorded with the results and in the report
+    config.optimizer = "adam"  # adam | adamw (decoupled weight decay) | sgd (momentum)
+    config.learning_rate = 1e-3  # the optimizer's step size; the peak of a schedule
+    # constant | warmup_cosine (cosine decay to 0) | one_cycle (linear decay to 0), each after
+    # a linear warm-up from 0 over warmup_fraction of all steps
+    config.schedule = "constant"
+    config.warmup_fraction = 0.0  # share of the run's steps spent warming the rate up from 0
+    config.momentum = 0.9  # sgd only: momentum coefficient
+    config.nesterov = False  # sgd only: Nesterov momentum
+    # adamw: decoupled decay; sgd: added to the gradient, as PyTorch does; kernels only
+    config.weight_decay = 0.0
+    config.grad_clip_norm = 0.0  # clip gradients to this global norm; 0: no clipping
+    config.label_smoothing = 0.0  # weight moved from the true class to a uniform target
+    # Augmentation of the training batches on the device; evaluation is never augmented.
+    config.crop_padding = 0  # random crop after this many pixels of zero padding; 0: none
+    config.flip = False  # random horizontal flips, on datasets whose images allow it (not digits)
+    config.cutout = 0  # side of a random square of zeros per image (cutout); 0: none
     # stop the run when an epoch's mean train loss exceeds this x ln(classes), the starting loss
     config.divergence_factor = 10.0
     config.seed = 0  # seeds the validation split, the initial weights and the batch order

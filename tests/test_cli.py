@@ -10,7 +10,9 @@ import pytest
 from scripts import config_help
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_FILES = [f"configs/{name}.py" for name in ("compare", "compare_cpu", "default", "seq2seq")]
+CONFIG_FILES = [
+    f"configs/{name}.py" for name in ("compare", "compare_cpu", "default", "seq2seq", "strong")
+]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -105,7 +107,8 @@ ERRORS = {
     "missing config file": (
         ("scripts.train", "--config=configs/nope.py"),
         "error: config file configs/nope.py not found; pass one of configs/compare.py, "
-        "configs/compare_cpu.py, configs/default.py, configs/seq2seq.py as --config.",
+        "configs/compare_cpu.py, configs/default.py, configs/seq2seq.py, configs/strong.py as "
+        "--config.",
     ),
     "wrong type": (
         ("scripts.train", "--config=configs/default.py", "--config.batch_size=abc"),

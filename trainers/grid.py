@@ -1,9 +1,11 @@
 """The study's grid: every (model, dataset, seed) pair through `train_and_evaluate`, resumably.
 
 Each seed has its own workdir, `DIR/seed_{S}/`, so every pair keeps the training pipeline's
-file names. A pair whose results file exists is finished and skipped; any other pair is handed
-to `train_and_evaluate`, which resumes from its latest checkpoint if a killed run left one. So
-rerunning the same command after an interruption only does the work that is left.
+file names; a grid trained with another recipe than the study's (`--config.recipe=strong`)
+keeps its own under `DIR/{recipe}/seed_{S}/`, so one report covers both. A pair whose results
+file exists is finished and skipped; any other pair is handed to `train_and_evaluate`, which
+resumes from its latest checkpoint if a killed run left one. So rerunning the same command
+after an interruption only does the work that is left.
 """
 
 import dataclasses
@@ -20,7 +22,10 @@ from jax_models.errors import UserError
 from trainers import report, train
 from trainers.checkpoint import checkpoint_dir
 from trainers.data import DATASETS
+from trainers.recipes import RECIPE_KEYS, STUDY_RECIPE
 from trainers.run_files import results_path, seed_workdir
+
+STUDY = STUDY_RECIPE["recipe"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,15 +33,32 @@ class Pair:
     model: str
     dataset: str
     seed: int
+    recipe: str = STUDY
 
     def __str__(self) -> str:
-        return f"{self.model} on {self.dataset}, seed {self.seed}"
+        text = f"{self.model} on {self.dataset}, seed {self.seed}"
+        return text if self.recipe == STUDY else f"{text}, {self.recipe} recipe"
 
     def workdir(self, root: Path) -> Path:
-        return seed_workdir(root, self.seed)
+        return seed_workdir(recipe_dir(root, self.recipe), self.seed)
 
     def results_path(self, root: Path) -> Path:
         return results_path(self.workdir(root), f"{self.model}_{self.dataset}")
+
+
+def recipe_dir(root: Path, recipe: str) -> Path:
+    """Where a grid of `recipe` keeps its seeds: the study's in `root` itself, as always."""
+    return Path(root) if recipe == STUDY else Path(root) / recipe
+
+
+def grid_recipe(config: ml_collections.ConfigDict) -> str:
+    """The recipe the grid trains with, one of `config.recipes`."""
+    recipe, known = config.recipe, list(config.recipes)
+    if recipe not in known:
+        raise UserError(
+            f"Unknown recipe {recipe!r}; choose one of: {', '.join(known)} (--config.recipe)."
+        )
+    return recipe
 
 
 def parse_list(value: str | Sequence, what: str) -> list[str]:
@@ -68,14 +90,21 @@ def grid_pairs(config: ml_collections.ConfigDict) -> list[Pair]:
         if not seed.isdigit():
             raise UserError(f"Seed {seed!r} is not a non-negative integer; set --config.seeds=0,1.")
         seeds.append(int(seed))
+    recipe = grid_recipe(config)
     return [
-        Pair(model, dataset, seed) for seed in seeds for dataset in datasets for model in models
+        Pair(model, dataset, seed, recipe)
+        for seed in seeds
+        for dataset in datasets
+        for model in models
     ]
 
 
 def run_config(config: ml_collections.ConfigDict, pair: Pair) -> ml_collections.ConfigDict:
-    """The study's shared training settings with the pair's model, dataset and seed."""
+    """The study's shared training settings, the keys of the pair's recipe, and the pair's
+    model, dataset and seed."""
     run = ml_collections.ConfigDict(config.train.to_dict())
+    run.update(config.recipes[pair.recipe].to_dict())
+    run.recipe = pair.recipe
     for key in GRID_KEYS:
         setattr(run, key, getattr(pair, key))
     run.lock()
@@ -83,18 +112,19 @@ def run_config(config: ml_collections.ConfigDict, pair: Pair) -> ml_collections.
 
 
 def check_finished_matches(pair: Pair, root: Path, run: ml_collections.ConfigDict) -> None:
-    """Refuses to count a finished pair trained on another schedule as part of this study."""
+    """Refuses to count a finished pair trained on another schedule or recipe as part of this
+    study; a results file older than the recipe keys was trained with the study's."""
     path = pair.results_path(root)
-    recorded = report.load_results(path).get("config", {})
+    recorded = {**STUDY_RECIPE, **report.load_results(path).get("config", {})}
     differing = [
         f"{key} {recorded[key]} (asked: {run[key]})"
-        for key in report.SCHEDULE_KEYS
+        for key in dict.fromkeys((*report.SCHEDULE_KEYS, *RECIPE_KEYS))
         if key in recorded and key in run and recorded[key] != run[key]
     ]
     if differing:
         raise UserError(
             f"{path} was trained with {', '.join(differing)}; use another --workdir for this "
-            "schedule, or delete that file to retrain the pair."
+            "schedule or recipe, or delete that file to retrain the pair."
         )
 
 

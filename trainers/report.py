@@ -1,7 +1,10 @@
 """The comparison study's report: tables, figures and a generated summary.
 
-A pure function of the results files under `{workdir}/seed_{S}/`, so a report can be rebuilt at
-any time (`--config.report_only=True`), from any subset of the grid, without training anything.
+A pure function of the results files under `{workdir}/seed_{S}/` (and `{workdir}/{recipe}/
+seed_{S}/` for grids trained with another recipe than the study's), so a report can be rebuilt
+at any time (`--config.report_only=True`), from any subset of the grid, without training
+anything. Results are grouped into panels, one per dataset and recipe; each panel states its
+recipe, and a dataset trained under several recipes gets a table of how the ranking moves.
 Figures use matplotlib's object API (`Figure`), which needs no display and no global state.
 """
 
@@ -23,6 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from configs import reference_results
 from jax_models.errors import UserError
+from trainers import recipes
 from trainers.data import DATASETS
 from trainers.run_files import RESULTS_SUFFIX
 
@@ -57,14 +61,15 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "params",
     "flops",
 )
-# Config entries that make two runs comparable; the report states them once.
+# Config entries of the budget that make two runs comparable; the report states them once.
+# The recipe's keys (`trainers.recipes.RECIPE_KEYS`) are stated per panel.
 SCHEDULE_KEYS: tuple[str, ...] = (
     "num_epochs",
     "batch_size",
-    "learning_rate",
     "max_train_examples",
     "validation_fraction",
 )
+STUDY = recipes.STUDY_RECIPE["recipe"]
 ONE_POINT = 0.01  # "within one point of the best": one percentage point of test accuracy.
 _SEED_DIR = re.compile(r"seed_(\d+)")
 _DPI = 110
@@ -86,6 +91,15 @@ class Run:
     def dataset(self) -> str:
         return self.results["dataset"]
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config, with the study's value of each recipe key it predates."""
+        return {**recipes.STUDY_RECIPE, **self.results.get("config", {})}
+
+    @property
+    def recipe(self) -> str:
+        return self.config["recipe"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Stat:
@@ -103,11 +117,12 @@ class Stat:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """All seeds of one model on one dataset."""
+    """All seeds of one model on one dataset under one recipe."""
 
     model: str
     dataset: str
     runs: tuple[Run, ...]
+    recipe: str = STUDY
 
     @property
     def family(self) -> str | None:
@@ -142,9 +157,14 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def _results_files(workdir: str | Path) -> list[tuple[int, Path]]:
-    """(seed, path) of every results file in the grid's layout under `workdir`."""
+    """(seed, path) of every results file in the grid's layout under `workdir`: the study
+    recipe's seeds, then those of each other recipe's folder."""
+    paths = [
+        *sorted(Path(workdir).glob(f"seed_*/*{RESULTS_SUFFIX}")),
+        *sorted(Path(workdir).glob(f"*/seed_*/*{RESULTS_SUFFIX}")),
+    ]
     found = []
-    for path in sorted(Path(workdir).glob(f"seed_*/*{RESULTS_SUFFIX}")):
+    for path in paths:
         match = _SEED_DIR.fullmatch(path.parent.name)
         if match is not None:
             found.append((int(match.group(1)), path))
@@ -177,17 +197,31 @@ def _dataset_order(dataset: str) -> tuple[int, str]:
     return (known.index(dataset) if dataset in known else len(known), dataset)
 
 
+def _recipe_order(recipe: str) -> tuple[bool, str]:
+    return (recipe != STUDY, recipe)
+
+
+def panel_key(dataset: str, recipe: str) -> str:
+    """A panel's key, also the stem of its file names: the dataset, suffixed by any recipe
+    but the study's (`cifar10`, `cifar10_strong`)."""
+    return dataset if recipe == STUDY else f"{dataset}_{recipe}"
+
+
 def group_runs(runs: Iterable[Run]) -> dict[str, list[Entry]]:
-    """dataset -> its entries, datasets and models in the study's order, seeds ascending."""
-    by_pair: dict[tuple[str, str], list[Run]] = {}
+    """Panel key -> its entries; datasets, then recipes (the study's first), then models in
+    the study's order; seeds ascending."""
+    by_pair: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
-        by_pair.setdefault((run.dataset, run.model), []).append(run)
+        by_pair.setdefault((run.dataset, run.recipe, run.model), []).append(run)
     grouped: dict[str, list[Entry]] = {}
-    for dataset, model in sorted(
-        by_pair, key=lambda pair: (_dataset_order(pair[0]), _model_order(pair[1]))
+    for dataset, recipe, model in sorted(
+        by_pair,
+        key=lambda key: (_dataset_order(key[0]), _recipe_order(key[1]), _model_order(key[2])),
     ):
-        runs_of_pair = tuple(sorted(by_pair[dataset, model], key=lambda run: run.seed))
-        grouped.setdefault(dataset, []).append(Entry(model, dataset, runs_of_pair))
+        runs_of_pair = tuple(sorted(by_pair[dataset, recipe, model], key=lambda run: run.seed))
+        grouped.setdefault(panel_key(dataset, recipe), []).append(
+            Entry(model, dataset, runs_of_pair, recipe)
+        )
     return grouped
 
 
@@ -256,6 +290,13 @@ def _title(dataset: str) -> str:
     return DATASET_TITLES.get(dataset, dataset)
 
 
+def _panel_title(entries: Sequence[Entry]) -> str:
+    """`CIFAR-10`, or `CIFAR-10, strong recipe` for any recipe but the study's."""
+    first = entries[0]
+    title = _title(first.dataset)
+    return title if first.recipe == STUDY else f"{title}, {first.recipe} recipe"
+
+
 # ---------------------------------------------------------------------------- tables
 
 
@@ -294,23 +335,25 @@ def _csv_value(value: Any) -> Any:
 
 
 def write_csvs(directory: Path, grouped: dict[str, list[Entry]]) -> None:
-    """`results.csv` (one row per run) and `summary.csv` (per model and dataset) for reanalysis."""
+    """`results.csv` (one row per run) and `summary.csv` (per model, dataset and recipe) for
+    reanalysis."""
     entries = [entry for dataset_entries in grouped.values() for entry in dataset_entries]
     with open(directory / "results.csv", "w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["dataset", "model", "family", "seed", *COLUMNS, "best_epoch"])
+        writer.writerow(["dataset", "model", "family", "seed", *COLUMNS, "best_epoch", "recipe"])
         for entry in entries:
             for run in entry.runs:
                 writer.writerow(
                     [entry.dataset, entry.model, entry.family or "", run.seed]
                     + [run.results[key] for key in COLUMNS]
-                    + [_csv_value(run.results.get("best_epoch"))]
+                    + [_csv_value(run.results.get("best_epoch")), entry.recipe]
                 )
     with open(directory / "summary.csv", "w", newline="") as file:
         writer = csv.writer(file)
         stat_columns = [f"{key}_{part}" for key in COLUMNS for part in ("mean", "std")]
         reference_columns = [f"study_{metric}" for metric in reference_results.METRICS]
-        writer.writerow(["dataset", "model", "family", "seeds", *stat_columns, *reference_columns])
+        header = ["dataset", "model", "family", "seeds", *stat_columns, *reference_columns]
+        writer.writerow([*header, "recipe"])
         for entry in entries:
             stats = [entry.stat(key) for key in COLUMNS]
             reference = entry.reference() or {}
@@ -318,6 +361,7 @@ def write_csvs(directory: Path, grouped: dict[str, list[Entry]]) -> None:
                 [entry.dataset, entry.model, entry.family or "", len(entry.runs)]
                 + [_csv_value(value) for stat in stats for value in (stat.mean, stat.std)]
                 + [_csv_value(reference.get(metric)) for metric in reference_results.METRICS]
+                + [entry.recipe]
             )
 
 
@@ -409,9 +453,7 @@ def _save(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=_DPI, bbox_inches="tight")
 
 
-def plot_validation_curves(
-    dataset: str, entries: Sequence[Entry], colors: dict[str, Any], path: Path
-) -> None:
+def plot_validation_curves(entries: Sequence[Entry], colors: dict[str, Any], path: Path) -> None:
     """Validation accuracy and loss per epoch, one line per model (mean, band = ± std)."""
     figure = Figure(figsize=(11, 4.2), layout="constrained")
     accuracy_axes, loss_axes = figure.subplots(1, 2)
@@ -436,7 +478,43 @@ def plot_validation_curves(
         axes.grid(alpha=0.3)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     accuracy_axes.legend(fontsize="small")
-    figure.suptitle(f"{_title(dataset)}: validation curves")
+    figure.suptitle(f"{_panel_title(entries)}: validation curves")
+    _save(figure, path)
+
+
+def plot_recipe_curves(
+    panels: Sequence[Sequence[Entry]], colors: dict[str, Any], path: Path
+) -> None:
+    """One dataset's validation accuracy and training loss per epoch under every recipe on one
+    set of axes: a colour per model, a line style per recipe (mean over seeds)."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    accuracy_axes, loss_axes = figure.subplots(1, 2)
+    styles = ("-", "--", ":", "-.")
+    for index, entries in enumerate(panels):
+        for entry in entries:
+            for axes, key, scale in (
+                (accuracy_axes, "val_accuracy", 100.0),
+                (loss_axes, "train_loss", 1.0),
+            ):
+                curves = [run.results["history"][key] for run in entry.runs]
+                length = min(len(curve) for curve in curves)
+                mean = scale * np.array([curve[:length] for curve in curves], float).mean(0)
+                axes.plot(
+                    np.arange(1, length + 1),
+                    mean,
+                    styles[index % len(styles)],
+                    marker="o",
+                    markersize=3,
+                    color=colors[entry.model],
+                    label=f"{entry.model}, {entry.recipe}",
+                )
+    accuracy_axes.set(xlabel="epoch", ylabel="validation accuracy (%)")
+    loss_axes.set(xlabel="epoch", ylabel="training loss (the recipe's own)")
+    for axes in (accuracy_axes, loss_axes):
+        axes.grid(alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    accuracy_axes.legend(fontsize="small")
+    figure.suptitle(f"{_title(panels[0][0].dataset)}: the recipes compared")
     _save(figure, path)
 
 
@@ -446,7 +524,7 @@ def plot_accuracy_against(
     """Test accuracy against `key` (params or flops) on a log axis, one panel per dataset."""
     figure = Figure(figsize=(4.6 * len(grouped), 4.2), layout="constrained")
     panels = np.atleast_1d(figure.subplots(1, len(grouped)))
-    for axes, (dataset, entries) in zip(panels, grouped.items(), strict=True):
+    for axes, entries in zip(panels, grouped.values(), strict=True):
         for entry in entries:
             accuracy = entry.accuracy
             x = entry.stat(key).mean
@@ -463,7 +541,7 @@ def plot_accuracy_against(
             )
         axes.set_xscale("log")
         axes.margins(x=0.15, y=0.1)  # room for the labels of the outermost points
-        axes.set(title=_title(dataset), xlabel=label, ylabel="test accuracy (%)")
+        axes.set(title=_panel_title(entries), xlabel=label, ylabel="test accuracy (%)")
         axes.grid(alpha=0.3)
     _save(figure, path)
 
@@ -486,7 +564,7 @@ def plot_accuracy_heatmap(grouped: dict[str, list[Entry]], path: Path) -> None:
             # viridis is dark at the low end and bright at the high end.
             color = "black" if image.norm(value) > 0.6 else "white"
             axes.text(column, row, f"{value:.2f}", ha="center", va="center", color=color)
-    axes.set_xticks(range(len(datasets)), [_title(d) for d in datasets])
+    axes.set_xticks(range(len(datasets)), [_panel_title(grouped[d]) for d in datasets])
     axes.set_yticks(range(len(models)), models)
     axes.set_title("Test accuracy (%), mean over seeds")
     figure.colorbar(image, ax=axes)
@@ -507,14 +585,15 @@ def plot_confusion_matrix(run: Run, path: Path) -> None:
     axes.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axes.set_yticks(range(len(names)), names)
     axes.set(xlabel="predicted", ylabel="true")
-    axes.set_title(f"{run.model} on {_title(run.dataset)}, seed {run.seed}")
+    recipe = "" if run.recipe == STUDY else f", {run.recipe} recipe"
+    axes.set_title(f"{run.model} on {_title(run.dataset)}, seed {run.seed}{recipe}")
     figure.colorbar(image, ax=axes)
     _save(figure, path)
 
 
 def confusion_path(run: Run) -> str:
     """Relative to the report, as report.md links it."""
-    return f"{CONFUSION_DIR}/{run.model}_{run.dataset}_seed{run.seed}.png"
+    return f"{CONFUSION_DIR}/{run.model}_{panel_key(run.dataset, run.recipe)}_seed{run.seed}.png"
 
 
 # ---------------------------------------------------------------------------- report
@@ -524,6 +603,59 @@ def _distinct(values: Iterable[Any]) -> str:
     unique = sorted({str(value) for value in values})
     text = ", ".join(unique)
     return f"{text} (differs across runs)" if len(unique) > 1 else text
+
+
+def recipe_line(entries: Sequence[Entry]) -> str:
+    """Which recipe produced a panel's table, and what it did, from the runs' own configs."""
+    described = _distinct(
+        recipes.describe(run.config, run.dataset) for entry in entries for run in entry.runs
+    )
+    return f"Recipe **{entries[0].recipe}**: {described}."
+
+
+def _ranks(entries: Sequence[Entry]) -> dict[str, int]:
+    """Model -> 1 for the highest mean test accuracy, 2 for the next, ..."""
+    ordered = sorted(entries, key=lambda entry: -entry.accuracy.mean)
+    return {entry.model: rank for rank, entry in enumerate(ordered, start=1)}
+
+
+def ranking_table(panels: Sequence[Sequence[Entry]]) -> str:
+    """One dataset's models by row, test accuracy and rank under each recipe by column."""
+    header = ["Model"]
+    for entries in panels:
+        header += [f"{entries[0].recipe} %", f"{entries[0].recipe} rank"]
+    models = sorted({e.model for entries in panels for e in entries}, key=_model_order)
+    rows = []
+    for model in models:
+        row = [model]
+        for entries in panels:
+            by_model = {entry.model: entry for entry in entries}
+            if model in by_model:
+                row += [_percent(by_model[model].accuracy), str(_ranks(entries)[model])]
+            else:
+                row += ["—", "—"]
+        rows.append(row)
+    return _markdown_table(header, rows)
+
+
+def ranking_lines(panels: Sequence[Sequence[Entry]]) -> list[str]:
+    """Each recipe's order of the models that every recipe trained, and whether it moved."""
+    shared = set.intersection(*({entry.model for entry in entries} for entries in panels))
+    orders = []
+    for entries in panels:
+        kept = [entry for entry in entries if entry.model in shared]
+        orders.append([model for model, _ in sorted(_ranks(kept).items(), key=lambda i: i[1])])
+    lines = [
+        f"- Under the {entries[0].recipe} recipe: {' > '.join(order)}."
+        for entries, order in zip(panels, orders, strict=True)
+    ]
+    if len(shared) < 2:
+        lines.append("- Fewer than two models ran under every recipe: no ranking to compare.")
+    elif all(order == orders[0] for order in orders):
+        lines.append(f"- The ranking of these {len(shared)} models is the same under every recipe.")
+    else:
+        lines.append(f"- The ranking of these {len(shared)} models changes with the recipe.")
+    return lines
 
 
 def setup_lines(runs: Sequence[Run]) -> list[str]:
@@ -552,6 +684,11 @@ def write_report(workdir: str | Path) -> Path:
     seeds = sorted({run.seed for run in runs})
     models = sorted({run.model for run in runs}, key=_model_order)
 
+    by_dataset: dict[str, list[list[Entry]]] = {}
+    for entries in grouped.values():
+        by_dataset.setdefault(entries[0].dataset, []).append(entries)
+    recipe_names = sorted({run.recipe for run in runs}, key=_recipe_order)
+
     write_csvs(directory, grouped)
     colors = model_colors(models)
     plot_accuracy_heatmap(grouped, directory / "accuracy_heatmap.png")
@@ -567,10 +704,11 @@ def write_report(workdir: str | Path) -> Path:
     parts = [
         "# CNN comparison study",
         f"{_count_of(runs, 'run')}: {_count_of(models, 'model')} ({', '.join(models)}) on "
-        f"{_count_of(grouped, 'dataset')} ({', '.join(_title(d) for d in grouped)}), "
-        f"{'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))}. Generated by "
-        "`python -m scripts.compare` from the results files in `seed_*/`; rebuild it with "
-        "`--config.report_only=True`.",
+        f"{_count_of(by_dataset, 'dataset')} ({', '.join(_title(d) for d in by_dataset)}), "
+        f"{'seed' if len(seeds) == 1 else 'seeds'} {', '.join(map(str, seeds))}, "
+        f"{_count_of(recipe_names, 'recipe')} ({', '.join(recipe_names)}). Generated by "
+        "`python -m scripts.compare` from the results files in `seed_*/` (another recipe's "
+        "in `{recipe}/seed_*/`); rebuild it with `--config.report_only=True`.",
         "Accuracy, precision, recall and F1 (macro over classes) are on the test set, in %. "
         "With several seeds a cell reads mean ± sample standard deviation over seeds. "
         "FLOPs count one forward pass on one image, a multiply-add as two. Training time is "
@@ -585,13 +723,22 @@ def write_report(workdir: str | Path) -> Path:
         "their mean accuracies is at most the combined standard deviation "
         "sqrt(std_a² + std_b²) of their seeds (needs two seeds or more for both).",
     ]
-    for dataset, entries in grouped.items():
-        parts.append(f"**{_title(dataset)}**\n\n" + "\n".join(summary_lines(entries)))
+    for entries in grouped.values():
+        parts.append(f"**{_panel_title(entries)}**\n\n" + "\n".join(summary_lines(entries)))
+    for dataset, panels in by_dataset.items():
+        if len(panels) > 1:
+            lines = ranking_lines(panels)
+            parts.append(f"**{_title(dataset)}, ranking by recipe**\n\n" + "\n".join(lines))
 
-    for dataset, entries in grouped.items():
-        curves = f"{dataset}_val_curves.png"
-        plot_validation_curves(dataset, entries, colors, directory / curves)
-        parts += [f"## {_title(dataset)}", "### Results", results_table(entries)]
+    for key, entries in grouped.items():
+        curves = f"{key}_val_curves.png"
+        plot_validation_curves(entries, colors, directory / curves)
+        parts += [
+            f"## {_panel_title(entries)}",
+            recipe_line(entries),
+            "### Results",
+            results_table(entries),
+        ]
         comparison = reference_table(entries)
         if comparison:
             parts += [
@@ -602,7 +749,7 @@ def write_report(workdir: str | Path) -> Path:
             ]
         parts += [
             "### Validation curves",
-            f"![{_title(dataset)} validation curves]({curves})",
+            f"![{_panel_title(entries)} validation curves]({curves})",
             "### Confusion matrices",
             " · ".join(
                 f"[{run.model} seed {run.seed}]({confusion_path(run)})"
@@ -610,6 +757,25 @@ def write_report(workdir: str | Path) -> Path:
                 for run in entry.runs
             ),
         ]
+
+    compared = {dataset: panels for dataset, panels in by_dataset.items() if len(panels) > 1}
+    if compared:
+        parts += [
+            "## Does the recipe change the ranking?",
+            "Test accuracy (%) and rank (1 = best mean test accuracy) of each model under each "
+            "recipe, on the same budget.",
+        ]
+        for dataset, panels in compared.items():
+            curves = f"{dataset}_recipes_curves.png"
+            plot_recipe_curves(panels, colors, directory / curves)
+            parts += [f"### {_title(dataset)}", ranking_table(panels)]
+            parts.append("\n".join(ranking_lines(panels)))
+            parts.append(
+                f"![{_title(dataset)}: validation accuracy and training loss by recipe]({curves})"
+                "\n\nThe training loss is each recipe's own: with label smoothing it cannot "
+                "fall near 0, so compare its shape, and compare the recipes by validation "
+                "accuracy."
+            )
 
     parts += [
         "## Across datasets",

@@ -4,7 +4,12 @@ Every checkpoint carries the resolved config it was trained with. On resume, eac
 changes what is trained (model, data, seed, batch size, every recipe key) must match, or the
 run stops and says which keys differ; keys that only change how a run is watched or executed
 (logging, evaluation batch size, caches, where the data files are read from, a larger
-`num_epochs`) may change, and the change is recorded with the epoch it took effect.
+`num_epochs`) may change, and the change is recorded with the epoch it took effect. A larger
+`num_epochs` is refused too when the learning-rate schedule spans the run, since it would
+stretch the schedule of the epochs already trained.
+
+A checkpoint written before a recipe key existed was trained with the study's value of it
+(`trainers.recipes.STUDY_RECIPE`), so it resumes under a config that says so.
 """
 
 import json
@@ -14,6 +19,7 @@ import ml_collections
 from absl import logging
 
 from jax_models.errors import UserError
+from trainers.recipes import STUDY_RECIPE, schedule_spans_run
 
 # Keys that never change the trained weights, for both trainers. A key not listed here is part
 # of the run's identity, including keys a later version of the code adds.
@@ -43,6 +49,13 @@ def _json_form(config: ml_collections.ConfigDict | dict) -> dict[str, Any]:
     return json.loads(json.dumps(as_dict))
 
 
+def _with_study_recipe(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`saved`, with the study's value for each recipe key it predates (a classifier's only)."""
+    if current.get("task", "classification") != "classification":
+        return saved
+    return {**STUDY_RECIPE, **saved}
+
+
 def _flag(key: str, value: Any) -> str:
     if isinstance(value, list):
         value = ",".join(map(str, value))
@@ -60,7 +73,8 @@ def check_resume(
     `saved` is the config the checkpoint of `trained_epochs` was written with. Each returned
     change is `{"epoch": first epoch trained with it, "key", "old", "new"}`.
     """
-    old, new = _json_form(saved), _json_form(config)
+    new = _json_form(config)
+    old = _with_study_recipe(_json_form(saved), new)
     keys = sorted(old.keys() | new.keys())
     differing = [
         key
@@ -81,6 +95,12 @@ def check_resume(
             f"{workdir} already holds {trained_epochs} epochs but num_epochs is "
             f"{config.num_epochs}; set --config.num_epochs={trained_epochs} or more, or use a "
             "new --workdir."
+        )
+    if old["num_epochs"] != new["num_epochs"] and "schedule" in old and schedule_spans_run(old):
+        raise UserError(
+            f"{workdir} was trained with the {old['schedule']} learning-rate schedule over "
+            f"{old['num_epochs']} epochs, and a schedule's length is part of the run; rerun "
+            f"with --config.num_epochs={old['num_epochs']} or use a new --workdir."
         )
     return [
         {"epoch": trained_epochs + 1, "key": key, "old": old.get(key), "new": new.get(key)}

@@ -16,6 +16,7 @@ import ml_collections
 import jax_models
 from jax_models.errors import UserError
 from trainers.data import DATA_SOURCES, DATASETS
+from trainers.recipes import OPTIMIZERS, SCHEDULES
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # Seeds reach jitted code as int32 arguments (`trainers.train.shuffled_order`); numpy refuses
@@ -47,6 +48,13 @@ CLASSIFICATION_BOUNDS = {
     "validation_fraction": Bound(0.1, 0, 1, exclusive=True),
     "max_train_examples": Bound(0, 0, integer=True),
     "log_every_steps": Bound(20, 1, integer=True),
+    "warmup_fraction": Bound(0.2, 0, 1),
+    "momentum": Bound(0.9, 0, 1),
+    "weight_decay": Bound(5e-4, 0),
+    "grad_clip_norm": Bound(1.0, 0),
+    "label_smoothing": Bound(0.1, 0, 1),
+    "crop_padding": Bound(4, 0, integer=True),
+    "cutout": Bound(8, 0, integer=True),
 }
 SEQ2SEQ_BOUNDS = {
     **COMMON_BOUNDS,
@@ -64,6 +72,7 @@ SEQ2SEQ_BOUNDS = {
     "num_attention_examples": Bound(4, 0, integer=True),
 }
 CLASSIFICATION_TEXT_KEYS = ("model", "dataset", "data_source", "data_dir", "tfds_data_dir")
+CLASSIFICATION_RECIPE_KEYS = ("recipe", "optimizer", "schedule", "nesterov", "flip")
 SEQ2SEQ_OTHER_KEYS = ("test_lengths", "use_attention")
 
 
@@ -148,15 +157,19 @@ def _raise(problems: list[str]) -> None:
 
 def check_classification_settings(config: ml_collections.ConfigDict) -> None:
     """Every data-free check of a CNN run (`trainers.train`)."""
-    _check_task(config, "classification", (*CLASSIFICATION_TEXT_KEYS, *CLASSIFICATION_BOUNDS))
+    required = (*CLASSIFICATION_TEXT_KEYS, *CLASSIFICATION_RECIPE_KEYS, *CLASSIFICATION_BOUNDS)
+    _check_task(config, "classification", required)
     problems = _bound_problems(config, CLASSIFICATION_BOUNDS)
     for key, choices in (
         ("model", jax_models.names()),
         ("dataset", tuple(DATASETS)),
         ("data_source", DATA_SOURCES),
+        ("optimizer", OPTIMIZERS),
+        ("schedule", SCHEDULES),
     ):
         if problem := _choice_problem(key, config[key], choices):
             problems[key] = problem
+    problems.update(_recipe_problems(config, problems))
     for key in ("data_dir", "tfds_data_dir", "data_mirror", "compilation_cache_dir"):
         if not isinstance(config.get(key, ""), str):
             problems[key] = f"{key} must be a path or URL string, got {config[key]!r}."
@@ -185,6 +198,31 @@ def check_classification_settings(config: ml_collections.ConfigDict) -> None:
             "--config.batch_size."
         )
     _raise(list(problems.values()))
+
+
+def _recipe_problems(config: ml_collections.ConfigDict, found: dict[str, str]) -> dict[str, str]:
+    """What the bounds and choices miss in a recipe: flags that must be True or False, a name
+    that must be text, and weight decay asked of plain Adam, which would silently drop it."""
+    problems = {}
+    for key in ("nesterov", "flip"):
+        if not isinstance(config[key], bool):
+            problems[key] = (
+                f"{key} must be True or False, got {config[key]!r}; set e.g. --config.{key}=True."
+            )
+    if not isinstance(config.recipe, str) or not config.recipe:
+        problems["recipe"] = (
+            f"recipe must name the recipe, got {config.recipe!r}; set e.g. --config.recipe=study."
+        )
+    if (
+        not found.keys() & {"optimizer", "weight_decay"}
+        and config.optimizer == "adam"
+        and config.weight_decay > 0
+    ):
+        problems["weight_decay"] = (
+            f"optimizer adam takes no weight_decay (got {config.weight_decay}); set "
+            "--config.optimizer=adamw for decoupled weight decay, or --config.weight_decay=0."
+        )
+    return problems
 
 
 def check_seq2seq_settings(config: ml_collections.ConfigDict) -> None:

@@ -1,8 +1,10 @@
 """Trains and evaluates one image classifier of the study; the library's one entry point.
 
 The data lives on the device as uint8 for the whole run: each step gathers its batch by
-index inside jit, scales it by 1/255 and shards it over the `data` axis of a mesh of every
-device, so the same code runs on one CPU, several devices or several hosts.
+index inside jit, augments it when the recipe asks (`trainers.augment`), scales it by 1/255
+and shards it over the `data` axis of a mesh of every device, so the same code runs on one
+CPU, several devices or several hosts. The optimizer, schedule and loss come from the recipe
+keys of the config (`trainers.recipes`); curves go to TensorBoard (`trainers.metric_writer`).
 """
 
 import math
@@ -25,6 +27,8 @@ from tqdm import tqdm
 
 import jax_models
 from jax_models.errors import UserError
+from trainers import metric_writer, recipes
+from trainers.augment import augment
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import DatasetInfo, Split, load_dataset
 from trainers.divergence import check_divergence
@@ -68,11 +72,18 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-def replicated_adam(model: nnx.Module, learning_rate: float, mesh: Mesh) -> nnx.Optimizer:
-    """The study's Adam on `model`'s Params, model and optimizer state replicated over `mesh`."""
-    optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
+def replicated_optimizer(
+    model: nnx.Module, transform: optax.GradientTransformation, mesh: Mesh
+) -> nnx.Optimizer:
+    """`transform` on `model`'s Params, model and optimizer state replicated over `mesh`."""
+    optimizer = nnx.Optimizer(model, transform, wrt=nnx.Param)
     nnx.update((model, optimizer), replicate(nnx.state((model, optimizer)), mesh))
     return optimizer
+
+
+def replicated_adam(model: nnx.Module, learning_rate: float, mesh: Mesh) -> nnx.Optimizer:
+    """The study's Adam, for the benchmarks and tests that time or check the bare step."""
+    return replicated_optimizer(model, optax.adam(learning_rate), mesh)
 
 
 def use_compilation_cache(directory: str) -> None:
@@ -111,21 +122,35 @@ def split_train_validation(
     )
 
 
-def batch_of(images: jax.Array, labels: jax.Array, index: jax.Array, mesh: Mesh):
-    """Gathers a batch on device, scales it to [0, 1] and shards it over the data axis."""
+def batch_of(
+    images: jax.Array,
+    labels: jax.Array,
+    index: jax.Array,
+    mesh: Mesh,
+    transform: Callable[[jax.Array], jax.Array] | None = None,
+):
+    """Gathers a batch on device, passes the uint8 images through `transform` (augmentation,
+    training only), scales them to [0, 1] and shards the batch over the data axis."""
     sharding = NamedSharding(mesh, P("data"))
-    batch = images[index].astype(jnp.float32) / 255.0
+    batch = images[index]
+    if transform is not None:
+        batch = transform(batch)
+    batch = batch.astype(jnp.float32) / 255.0
     batch = jax.lax.with_sharding_constraint(batch, sharding)
     return batch, jax.lax.with_sharding_constraint(labels[index], sharding)
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example categorical cross-entropy on one-hot labels."""
-    return optax.softmax_cross_entropy(logits, jax.nn.one_hot(labels, logits.shape[-1]))
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """Per-example categorical cross-entropy on one-hot labels, smoothed towards the uniform
+    distribution by `label_smoothing` (Szegedy et al., 2016) when the recipe asks."""
+    targets = jax.nn.one_hot(labels, logits.shape[-1])
+    if label_smoothing:
+        targets = optax.smooth_labels(targets, label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
 
 
 def low_precision_value_and_grad(
-    model: nnx.Module, x: jax.Array, y: jax.Array, dtype: jnp.dtype
+    model: nnx.Module, x: jax.Array, y: jax.Array, dtype: jnp.dtype, label_smoothing: float = 0.0
 ) -> tuple[tuple[jax.Array, jax.Array], nnx.State]:
     """Mean loss, float32 logits and float32 gradients of a forward pass computed in `dtype`.
 
@@ -142,7 +167,8 @@ def low_precision_value_and_grad(
             if isinstance(module, nnx.Conv | nnx.Linear | nnx.BatchNorm):
                 module.dtype = dtype
         logits = low(x.astype(dtype)).astype(jnp.float32)
-        return cross_entropy(logits, y).mean(), (logits, nnx.state(low, nnx.Not(nnx.Param)))
+        loss = cross_entropy(logits, y, label_smoothing).mean()
+        return loss, (logits, nnx.state(low, nnx.Not(nnx.Param)))
 
     (loss, (logits, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     nnx.update(model, new_rest)
@@ -161,20 +187,30 @@ def one_train_step(
     batch_size: int,
     mesh: Mesh,
     compute_dtype: str,
+    recipe: recipes.StepRecipe,
+    augment_key: jax.Array | None,
+    global_step: jax.Array | None,
 ) -> TrainMetrics:
     """Trains on batch `step` of the epoch's `order`, gathered on the device; `train_step`
-    runs it once or in a loop."""
+    runs it once or in a loop. `global_step` numbers the batch across epochs: its augmentation
+    draws from `augment_key` folded with it."""
     index = jax.lax.dynamic_slice_in_dim(order, step * batch_size, batch_size)
-    x, y = batch_of(images, labels, index, mesh)
+    transform = None
+    if recipe.augmentation.active:
+        key = jax.random.fold_in(augment_key, global_step)
+        transform = partial(augment, key=key, augmentation=recipe.augmentation)
+    x, y = batch_of(images, labels, index, mesh, transform)
+    smoothing = recipe.label_smoothing
 
     def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
         logits = model(x)
-        return cross_entropy(logits, y).mean(), logits
+        return cross_entropy(logits, y, smoothing).mean(), logits
 
     if compute_dtype == "float32":
         (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
     else:
-        (loss, logits), grads = low_precision_value_and_grad(model, x, y, jnp.dtype(compute_dtype))
+        dtype = jnp.dtype(compute_dtype)
+        (loss, logits), grads = low_precision_value_and_grad(model, x, y, dtype, smoothing)
     optimizer.update(model, grads)
     return metrics.merge(TrainMetrics.single_from_model_output(loss=loss, logits=logits, labels=y))
 
@@ -194,7 +230,7 @@ def unrolls_steps() -> bool:
 # ones instead of holding both (ResNet-18, batch 32: 454 MB -> 391 MB per step, same speed).
 @partial(
     nnx.jit,
-    static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps"),
+    static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps", "recipe"),
     donate_argnames=("model", "optimizer", "metrics"),
 )
 def train_step(
@@ -210,24 +246,55 @@ def train_step(
     mesh: Mesh,
     compute_dtype: str = "float32",
     num_steps: int = 1,
+    recipe: recipes.StepRecipe = recipes.STUDY_STEP,
+    augment_key: jax.Array | None = None,
+    global_step: jax.Array | None = None,
 ) -> TrainMetrics:
     """Trains on batches `step`, `step + 1`, ... `step + num_steps - 1` of the epoch's `order`
     in one dispatch (`config.steps_per_call`).
 
     One step is traced as it is: the program of one step per call. Several are a `fori_loop`
     over that same step with a static trip count, which XLA runs without reading a predicate
-    back from the device each iteration; on CPU it is unrolled (`unrolls_steps`).
+    back from the device each iteration; on CPU it is unrolled (`unrolls_steps`). With
+    augmentation, `augment_key` and the `global_step` of batch `step` are needed; without,
+    the study's program takes neither.
     """
-    static = {"batch_size": batch_size, "mesh": mesh, "compute_dtype": compute_dtype}
+    if recipe.augmentation.active and (augment_key is None or global_step is None):
+        raise ValueError("an augmenting recipe needs augment_key and global_step")
+    shared = {
+        "batch_size": batch_size,
+        "mesh": mesh,
+        "compute_dtype": compute_dtype,
+        "recipe": recipe,
+        "augment_key": augment_key,
+    }
     if num_steps == 1:
-        return one_train_step(model, optimizer, metrics, images, labels, order, step, **static)
+        return one_train_step(
+            model,
+            optimizer,
+            metrics,
+            images,
+            labels,
+            order,
+            step,
+            global_step=global_step,
+            **shared,
+        )
     graphdef, state = nnx.split((model, optimizer))
 
     def body(i: jax.Array, carry: tuple[nnx.State, TrainMetrics]):
         state, metrics = carry
         model, optimizer = nnx.merge(graphdef, state)
         metrics = one_train_step(
-            model, optimizer, metrics, images, labels, order, step + i, **static
+            model,
+            optimizer,
+            metrics,
+            images,
+            labels,
+            order,
+            step + i,
+            global_step=None if global_step is None else global_step + i,
+            **shared,
         )
         return nnx.state((model, optimizer)), metrics
 
@@ -284,7 +351,8 @@ def evaluate(
 
 
 class Run:
-    """Model, optimizer and on-device data of one (model, dataset) run, built from a config."""
+    """Model, optimizer and on-device data of one (model, dataset) run, built from a config,
+    and the writer of its live curves (`train_run` opens a real one)."""
 
     def __init__(self, config: ml_collections.ConfigDict, workdir: Path):
         check_classification_settings(config)  # before minutes of data loading
@@ -305,6 +373,7 @@ class Run:
         )
         self.num_train = len(train)
         check_batch_fits(config, self.num_train)
+        self.steps_per_epoch = self.num_train // config.batch_size
         self.splits = {
             name: (put_replicated(s.images, self.mesh), put_replicated(s.labels, self.mesh))
             for name, s in (("train", train), ("val", validation), ("test", splits["test"]))
@@ -315,8 +384,17 @@ class Run:
             input_shape=self.info.image_shape,
             seed=config.seed,
         )
-        self.optimizer = replicated_adam(self.model, config.learning_rate, self.mesh)
+        total_steps = self.steps_per_epoch * config.num_epochs
+        self.learning_rate = recipes.learning_rate(config, total_steps)
+        self.optimizer = replicated_optimizer(
+            self.model, recipes.optimizer(config, total_steps), self.mesh
+        )
+        self.step_recipe = recipes.StepRecipe.from_config(config, config.dataset)
+        self.augment_key = None
+        if self.step_recipe.augmentation.active:
+            self.augment_key = replicate(recipes.augment_key(config.seed), self.mesh)
         self.checkpointer = Checkpointer(checkpoint_dir(workdir, self.prefix))
+        self.writer: metric_writer.ScalarWriter = metric_writer.NullWriter()
 
     def state(self) -> dict:
         return {"model": nnx.state(self.model), "optimizer": nnx.state(self.optimizer)}
@@ -343,6 +421,12 @@ class Run:
     def _load(self, state: dict) -> None:
         nnx.update(self.model, state["model"])
         nnx.update(self.optimizer, state["optimizer"])
+
+    def learning_rate_at(self, step: int) -> float:
+        """The learning rate of update `step` (counted from 0 over the whole run)."""
+        if callable(self.learning_rate):
+            return float(self.learning_rate(step))
+        return self.learning_rate
 
     def evaluate(self, split: str) -> dict[str, np.ndarray]:
         images, labels = self.splits[split]
@@ -398,15 +482,24 @@ def first_calls_steps(steps: int, per_call: int) -> int:
     return sum(set(step_groups(steps, per_call)))
 
 
+def _metric_sums(metrics: TrainMetrics) -> np.ndarray:
+    """Loss and accuracy totals and counts so far, to average the steps since the last log."""
+    parts = (metrics.loss.total, metrics.loss.count, metrics.accuracy.total, metrics.accuracy.count)
+    return np.array([float(to_host(part)) for part in parts])
+
+
 def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
     """One shuffled pass; returns train metrics, seconds of training and seconds of the first
     call of each step count (`first_calls_steps`), which compile in the first epoch.
 
-    The progress bar advances by each call's steps; the running loss and accuracy are shown
-    after the call that completes each `log_every_steps` steps, and after the last.
+    The progress bar advances by each call's steps; after the call that completes each
+    `log_every_steps` steps, and after the last, it shows the epoch's running loss and
+    accuracy, and `run.writer` gets their means over the steps since the previous log
+    (`train_loss`, `train_accuracy`), at the global step.
     """
     config = run.config
-    steps = run.num_train // config.batch_size
+    steps = run.steps_per_epoch
+    first_step = (epoch - 1) * steps
     images, labels = run.splits["train"]
     order = shuffled_order(config.seed, epoch, run.num_train)
     run.model.train()
@@ -414,6 +507,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
     first_calls_s = 0.0
     called = set()
     done = 0
+    logged = np.zeros(4)
+    augments = run.augment_key is not None
     start = time.perf_counter()
     is_chief = jax.process_index() == 0
     with tqdm(
@@ -440,6 +535,9 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
                 mesh=run.mesh,
                 compute_dtype=config.get("compute_dtype", "float32"),
                 num_steps=num_steps,
+                recipe=run.step_recipe,
+                augment_key=run.augment_key,
+                global_step=jnp.int32(first_step + done) if augments else None,
             )
             if first_call:
                 jax.block_until_ready(metrics)
@@ -449,6 +547,16 @@ def train_epoch(run: Run, epoch: int) -> tuple[dict[str, float], float, float]:
             if done // config.log_every_steps > before // config.log_every_steps or done == steps:
                 running = metrics.compute()
                 bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['accuracy']:.4f}")
+                sums = _metric_sums(metrics)
+                window = sums - logged
+                logged = sums
+                run.writer.write_scalars(
+                    first_step + done,
+                    {
+                        "train_loss": window[0] / window[1],
+                        "train_accuracy": window[2] / window[3],
+                    },
+                )
             bar.update(num_steps)
     computed = {name: float(to_host(value)) for name, value in metrics.compute().items()}
     return computed, time.perf_counter() - start, first_calls_s
@@ -480,6 +588,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         try:
             return train_run(run, files, workdir)
         finally:
+            run.writer.close()
             run.checkpointer.close()
 
 
@@ -505,6 +614,11 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
     flops = jax_models.forward_flops(run.model, run.info.image_shape)
     start_epoch, meta = resume_run(run, workdir)
     history, throughput = meta["history"], meta["throughput"]
+    is_chief = jax.process_index() == 0
+    if start_epoch < config.num_epochs:
+        logdir = metric_writer.tensorboard_dir(Path(workdir), run.prefix)
+        run.writer = metric_writer.create_writer(logdir, enabled=is_chief)
+        run.writer.write_hparams(metric_writer.hparams(config))
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         epoch_start = time.perf_counter()
         train_metrics, train_s, first_calls_s = train_epoch(run, epoch)
@@ -517,7 +631,7 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
             num_classes=run.info.num_classes,
             checkpointer=run.checkpointer,
         )
-        steps = run.num_train // config.batch_size
+        steps = run.steps_per_epoch
         # Throughput leaves out the calls that compile, their images and their seconds alike.
         first_steps = first_calls_steps(steps, resolve_steps_per_call(config))
         throughput["images"] += (steps - first_steps) * config.batch_size
@@ -532,6 +646,16 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
         }
         for key, value in record.items():
             history[key].append(value)
+        run.writer.write_scalars(
+            epoch * steps,
+            {
+                "val_loss": record["val_loss"],
+                "val_accuracy": record["val_accuracy"],
+                "learning_rate": run.learning_rate_at(epoch * steps - 1),
+                "epoch_time_s": record["epoch_time_s"],
+                "epoch": epoch,
+            },
+        )
         run.checkpointer.save(
             epoch,
             run.state(),
@@ -552,8 +676,9 @@ def train_run(run: Run, files: RunFiles, workdir: str) -> dict:
             *(record[key] for key in HISTORY_KEYS),
         )
 
+    run.writer.flush()
     results = final_results(run, history, throughput, params, flops, meta["config_changes"])
-    if jax.process_index() == 0:
+    if is_chief:
         write_json(files.results, results)
         with writing(files.curves):
             plot_curves(history, f"{config.model} on {config.dataset}", files.curves)
