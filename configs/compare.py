@@ -11,7 +11,7 @@ for 20 epochs, with the checkpoint that is best on validation evaluated on the t
 `DIR/strong/`, and the report then covers both recipes side by side. The recipes' keys are
 `recipes.NAME.KEY` (`--config.recipes.strong.learning_rate=0.05`); the budget (epochs, batch
 size, examples) stays `train.*`, the same for every recipe. One
-registered model stands for each study family (the map is `configs/reference_results.py`):
+registered model stands for each study family (the map is `trainers/reference_results.py`):
 vgg16_bn rather than the BatchNorm-free vgg16, which its authors could only train by
 initialising it from a shallower network; resnet18 and senet18, the small-image ResNet-18 and
 its SE counterpart.
@@ -20,10 +20,8 @@ its SE counterpart.
 import ml_collections
 
 from configs import default, strong
+from trainers.grid import GRID_KEYS
 from trainers.recipes import RECIPE_KEYS
-
-# Set per pair by the grid, so they are not part of the shared training settings.
-GRID_KEYS = ("model", "dataset", "seed")
 
 
 def train_config() -> ml_collections.ConfigDict:

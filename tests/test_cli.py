@@ -34,7 +34,7 @@ def in_repo(monkeypatch):
 
 def test_config_files_are_those_with_get_config():
     files = config_help.config_files()
-    assert list(files) == CONFIG_FILES  # not reference_results.py, which is data
+    assert list(files) == CONFIG_FILES
     assert all(files.values())
 
 

@@ -15,10 +15,10 @@ import pytest
 from flax import nnx
 
 import jax_models
-from configs import compare, compare_cpu, reference_results
+from configs import compare, compare_cpu
 from jax_models.errors import UserError
 from tests.fake_data import write_idx_dataset
-from trainers import grid, report, run_files
+from trainers import grid, reference_results, report, run_files
 from trainers import train as train_lib
 
 REPO = Path(__file__).resolve().parents[1]

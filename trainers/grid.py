@@ -17,7 +17,6 @@ import jax
 import ml_collections
 
 import jax_models
-from configs.compare import GRID_KEYS
 from jax_models.errors import UserError
 from trainers import report, train
 from trainers.checkpoint import checkpoint_dir
@@ -26,6 +25,8 @@ from trainers.recipes import RECIPE_KEYS, STUDY_RECIPE
 from trainers.run_files import results_path, seed_workdir
 
 STUDY = STUDY_RECIPE["recipe"]
+# Set per pair by the grid, so they are not part of the shared training settings.
+GRID_KEYS = ("model", "dataset", "seed")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,9 +24,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from configs import reference_results
 from jax_models.errors import UserError
-from trainers import recipes
+from trainers import recipes, reference_results
 from trainers.data import DATASETS
 from trainers.run_files import RESULTS_SUFFIX
 
