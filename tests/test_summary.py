@@ -81,7 +81,7 @@ def assert_only_the_runs_own_info_lines(stderr: str) -> None:
     """No library chatter: JAX's backend probing, matplotlib's font cache, orbax's saves."""
     assert "Unable to initialize backend" not in stderr
     assert "fontManager" not in stderr
-    assert set(INFO_LINE.findall(stderr)) <= {"train.py"}, stderr
+    assert set(INFO_LINE.findall(stderr)) <= {"train.py", "run_files.py"}, stderr
 
 
 def summary_lines(stdout: str) -> list[str]:
@@ -184,7 +184,7 @@ def test_seq2seq_run_ends_with_its_verdict_and_a_rerun_trains_nothing(tmp_path):
     assert_only_the_runs_own_info_lines(first.stderr)
 
     assert f"seq2seq in {workdir} already finished 2 of 2 epochs; nothing to train." in (
-        again.stdout
+        again.stderr
     )
     assert summary_lines(again.stdout)[0] == lines[0]
     assert summary_lines(again.stdout)[2:] == lines[2:]

@@ -27,6 +27,7 @@ from absl import logging
 
 from jax_models.errors import UserError
 from trainers.checkpoint import Checkpointer, checkpoint_dir
+from trainers.run_identity import check_resume
 
 RESULTS_SUFFIX = "_results.json"
 LOCK_NAME = ".run.lock"
@@ -222,3 +223,29 @@ class WorkdirLock:
     def __exit__(self, *exc_info) -> None:
         if self.enabled and (self._holder() or {}).get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def claimed_run(
+    config: ml_collections.ConfigDict, workdir: str | Path
+) -> Iterator[tuple[RunFiles, dict | None]]:
+    """Holds `workdir` for one run: yields its files and, when the run already finished there,
+    its results (checked to be the same run; `None` while there is training to do).
+
+    What both trainers' `train_and_evaluate` do first: create the workdir, lock it (process 0
+    only), and tell a finished run from one to start or resume.
+    """
+    path = prepare_workdir(workdir)
+    with WorkdirLock(path, enabled=jax.process_index() == 0):
+        files = run_files(config, path)
+        finished = finished_results(files, config.num_epochs)
+        if finished is not None:
+            check_resume(finished["config"], config, finished["epochs"], str(workdir))
+            logging.info(
+                "%s in %s already finished %d of %d epochs; nothing to train.",
+                run_prefix(config),
+                workdir,
+                finished["epochs"],
+                config.num_epochs,
+            )
+        yield files, finished

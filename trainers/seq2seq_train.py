@@ -29,15 +29,12 @@ from trainers.checkpoint import Checkpointer
 from trainers.divergence import check_divergence
 from trainers.run_files import (
     RunFiles,
-    WorkdirLock,
+    claimed_run,
     environment,
-    finished_results,
-    prepare_workdir,
-    run_files,
     write_json,
     writing,
 )
-from trainers.run_identity import SameRun, check_resume
+from trainers.run_identity import SameRun
 from trainers.settings import check_seq2seq_settings
 
 matplotlib.use("Agg")
@@ -267,17 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     is locked for the whole run, and a resume must be the same run (`trainers.run_identity`).
     """
     check_seq2seq_settings(config)
-    path = prepare_workdir(workdir)
-    with WorkdirLock(path, enabled=jax.process_index() == 0):
-        files = run_files(config, path)
-        finished = finished_results(files, config.num_epochs)
+    with claimed_run(config, workdir) as (files, finished):
         if finished is not None:
-            check_resume(finished["config"], config, finished["epochs"], str(workdir))
-            epochs = finished["epochs"]
-            tqdm.write(
-                f"seq2seq in {workdir} already finished {epochs} of {epochs} epochs; "
-                "nothing to train."
-            )
             return finished
         checkpointer = Checkpointer(files.checkpoints, best_metric="val_token_accuracy")
         try:

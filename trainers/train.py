@@ -36,16 +36,13 @@ from trainers.metrics import EvalMetrics, TrainMetrics, classification_report
 from trainers.plots import plot_curves
 from trainers.run_files import (
     RunFiles,
-    WorkdirLock,
+    claimed_run,
     environment,
-    finished_results,
-    prepare_workdir,
-    run_files,
     run_prefix,
     write_json,
     writing,
 )
-from trainers.run_identity import SameRun, check_resume
+from trainers.run_identity import SameRun
 from trainers.settings import check_classification_settings, parse_steps_per_call
 
 PyTree = Any
@@ -570,21 +567,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     locked for the whole run, and a resume must be the same run (`trainers.run_identity`).
     """
     check_classification_settings(config)
-    path = prepare_workdir(workdir)
-    with WorkdirLock(path, enabled=jax.process_index() == 0):
-        files = run_files(config, path)
-        finished = finished_results(files, config.num_epochs)
+    with claimed_run(config, workdir) as (files, finished):
         if finished is not None:
-            check_resume(finished["config"], config, finished["epochs"], workdir)
-            logging.info(
-                "%s in %s already finished %d of %d epochs; nothing to train.",
-                run_prefix(config),
-                workdir,
-                finished["epochs"],
-                config.num_epochs,
-            )
             return finished
-        run = Run(config, path)
+        run = Run(config, files.results.parent)
         try:
             return train_run(run, files, workdir)
         finally:
