@@ -10,74 +10,28 @@ import shutil
 
 import numpy as np
 import pytest
-from flax import nnx
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import jax_models
-from configs import default as cnn_configs
-from configs import seq2seq as seq2seq_configs
 from gradio_app.config import AppConfig
 from gradio_app.tabs import image_classifier, sequence_reversal
 from jax_models.errors import UserError
 from scripts import app_examples
-from tests import app_fixtures
+from tests import app_fixtures, trained_runs
 from tests.fake_data import write_cifar_dataset, write_idx_dataset
-from trainers import seq2seq_train
-from trainers.train import train_and_evaluate
+from tests.trained_runs import CLASSIFIER, REVERSER, train_reverser
 
-CLASSIFIER = "tiny_mnist/app_tiny_linear_mnist"
-REVERSER = "seq2seq/seq2seq"  # lists of 1 to 5 tokens, with attention
+readme_runs = trained_runs.readme_runs  # the session fixture, shared with the browser test
 FIXED_REVERSER = "seq2seq_ablation/no_attention_len4/seq2seq"  # exactly 4 tokens, no attention
 EXAMPLE_PATHS = [str(path) for path, _ in image_classifier.EXAMPLE_IMAGES]
 
 
-@jax_models.register("app_tiny_linear")
-class TinyLinear(nnx.Module):
-    """The smallest classifier `scripts.train` can train: it compiles in a second."""
-
-    def __init__(self, *, num_classes: int, input_shape: tuple[int, int, int], rngs: nnx.Rngs):
-        self.head = nnx.Linear(int(np.prod(input_shape)), num_classes, rngs=rngs)
-
-    def __call__(self, x):
-        return self.head(x.reshape(x.shape[0], -1))
-
-
-def train_reverser(workdir, **settings) -> None:
-    config = seq2seq_configs.get_config()
-    config.update(
-        num_samples=100,
-        num_epochs=1,
-        hidden_size=8,
-        embedding_size=4,
-        attention_size=8,
-        batch_size=50,
-        eval_batch_size=50,
-        num_attention_examples=1,
-        **settings,
-    )
-    config.test_lengths = ()
-    seq2seq_train.train_and_evaluate(config, workdir)
-
-
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    """`runs/`: one workdir a run, as the README trains them, plus an ablation's cell."""
-    root = tmp_path_factory.mktemp("trained")
-    write_idx_dataset(root / "data", "mnist", num_train=64, num_test=32)
-    runs = root / "runs"
-    cnn = cnn_configs.get_config()
-    cnn.update(
-        model="app_tiny_linear",
-        data_dir=str(root / "data"),
-        data_source="files",
-        num_epochs=1,
-        batch_size=16,
-        eval_batch_size=32,
-    )
-    train_and_evaluate(cnn, str(runs / "tiny_mnist"))
-    train_reverser(runs / "seq2seq", seq_len=5, min_seq_len=1)
+def checkpoints(readme_runs, tmp_path_factory):
+    """`runs/`: the README's two trainings plus an ablation's cell, a second reverser."""
+    runs = tmp_path_factory.mktemp("trained") / "runs"
+    shutil.copytree(readme_runs, runs)
     ablation_cell = runs / "seq2seq_ablation" / "no_attention_len4"
     train_reverser(ablation_cell, seq_len=4, min_seq_len=0, use_attention=False)
     return runs
