@@ -22,11 +22,26 @@ from typing import Any, Generic, TypeVar
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
+from jax_models.errors import UserError
+
 T = TypeVar("T")
 
 # Sampling draws from torch's global generator; holding this lock while seeding and sampling
 # keeps a seed reproducible when several users generate at once.
 SAMPLING_LOCK = threading.Lock()
+MAX_SEED = 2**32 - 1  # what numpy and most UIs accept; torch takes more, but not any integer
+
+
+def checked_seed(seed: float | None) -> int:
+    """The seed a person typed, as torch takes it, or a plain error (an empty box, a fraction,
+    or a number torch would overflow on)."""
+    try:
+        whole = int(seed)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # empty, not a number, infinite
+        whole = None
+    if whole is None or whole != seed or not 0 <= whole <= MAX_SEED:
+        raise UserError(f"The seed must be a whole number from 0 to {MAX_SEED}; got {seed}.")
+    return whole
 
 
 @dataclass(frozen=True)

@@ -340,9 +340,9 @@ def test_chatbot_runs_its_example_and_keeps_the_conversation_when_a_turn_fails(
     tab.get_by_role("button", name=example, exact=True).click()
     expect(message).to_have_value(example)
     tab.get_by_role("button", name="Send", exact=True).click()
-    expect(message).to_have_value("")
     expect(tab.get_by_test_id("user")).to_have_text(example)
     expect(tab.get_by_test_id("bot")).to_have_count(1, timeout=FIRST_LOAD_MS)
+    expect(message).to_have_value("")  # emptied once the reply is written
     expect_succeeded(page, tab)
     shoot(page, "chatbot_example")
 
@@ -356,6 +356,7 @@ def test_chatbot_runs_its_example_and_keeps_the_conversation_when_a_turn_fails(
         page, tab, "The chatbot tab hit an unexpected KeyError; the details are in the server log."
     )
     expect(tab.get_by_test_id("user")).to_have_text(example)  # the conversation stays
+    expect(message).to_have_value("And tomorrow?")  # and the message, to send again
     expect(tab.get_by_test_id("bot")).to_have_count(1)
     shoot(page, "chatbot_error")
     tab.get_by_role("button", name="Clear conversation").click()
@@ -433,7 +434,8 @@ def test_question_answering_runs_its_example_and_refuses_a_question_too_long(
     expect_failed(
         page,
         tab,
-        "The question has 42 tokens; keep it under 32 so the context fits in the model's window.",
+        "The question has 42 tokens; shorten it to at most 32 so the context fits in the "
+        "model's window.",
     )
     expect(answer).to_have_value("")
     expect(score).to_have_value("")

@@ -179,7 +179,7 @@ def test_a_tab_with_a_notice_hides_the_toast_and_its_session_reads_the_outcome_o
     with browser_session("first") as first, pytest.raises(gr.Error) as raised:
         handler("x")
     assert not raised.value.visible  # no toast over the tab bar ...
-    assert raised.value.message == "Point `summarization` at a directory."  # ... API clients
+    assert raised.value.message == "Point summarization at a directory."  # API: plain text
     assert take_outcome("summarization", SimpleNamespace(session_hash="second")) is None
     outcome = take_outcome("summarization", first)
     assert outcome == Outcome("failed", "Point `summarization` at a directory.")
@@ -271,11 +271,21 @@ def test_next_words_are_the_models_top_k(tiny_models):
     generator = MODELS.get("next_word", tiny_models["next_word"], load_text_generator)
     ids = generator.tokenizer("The weather today", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
-        probabilities = generator.model(ids).logits[0, -1].softmax(-1)
+        logits = generator.model(ids).logits[0, -1]
+        logits[generator.tokenizer.all_special_ids] = float("-inf")
+        probabilities = logits.softmax(-1)
     best = generator.tokenizer.decode([int(probabilities.argmax())])
     assert 1 <= len(words) <= 5
     assert max(words, key=words.get) == best
     assert words[best] == pytest.approx(float(probabilities.max()))
+
+
+def test_next_words_never_offer_end_of_text(tiny_models):
+    """Even when every token is asked for: a special token is not a word to append."""
+    tokenizer = MODELS.get("next_word", tiny_models["next_word"], load_text_generator).tokenizer
+    words = next_word.next_words(tiny_models["next_word"], "The weather today", len(tokenizer))
+    assert words and not set(tokenizer.all_special_tokens) & set(words)
+    assert sum(words.values()) == pytest.approx(1.0)
 
 
 def test_clicking_a_word_appends_it_verbatim():
@@ -436,6 +446,10 @@ def test_image_has_the_requested_size_and_follows_the_seed(tiny_models):
 
     image = paint(seed=0)
     assert isinstance(image, Image.Image) and image.size == (64, 64)
+    first = next(
+        image_generation.generate_image(tiny_models["image_generation"], "a photo", 2, 7.5, 64, 64)
+    )
+    assert first is None  # clears the last image, which a stopped run must not pass for
     assert paint(seed=0, width=128).size == (128, 64)
     assert np.array_equal(np.asarray(paint(seed=0)), np.asarray(image))
     assert not np.array_equal(np.asarray(paint(seed=1)), np.asarray(image))
@@ -495,3 +509,15 @@ def test_tiny_models_command_explains_a_directory_it_cannot_write(tmp_path, caps
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("error: cannot write the tiny models under") and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", [None, -1, 2.5, 2**32, 10**20, float("inf")])
+def test_a_seed_torch_cannot_take_is_one_plain_error(tiny_models, seed):
+    with pytest.raises(UserError, match=r"seed must be a whole number from 0 to 4294967295"):
+        list(story.tell_story(tiny_models["story"], "Once upon a time", 4, 1.0, 0.9, seed))
+    with pytest.raises(UserError, match=r"seed must be a whole number from 0 to 4294967295"):
+        list(
+            image_generation.generate_image(
+                tiny_models["image_generation"], "a", 1, 7.5, 64, 64, seed
+            )
+        )

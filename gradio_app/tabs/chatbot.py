@@ -100,7 +100,7 @@ def build(config: AppConfig) -> None:
         gr.ClearButton([conversation, message, notice], value="Clear conversation")
     examples(EXAMPLES, {"message": message})
     # A failed turn keeps the conversation: it is the user's, and the next request's input.
-    tab.run(
+    event = tab.run(
         message.submit,
         chat,
         inputs=[message, conversation],
@@ -111,4 +111,5 @@ def build(config: AppConfig) -> None:
         stop=stop,
         stopped="Stopped. The last reply is unfinished.",
     )
-    message.submit(None, outputs=message, js="() => ''")
+    # Emptied once the reply is written, so a failed or stopped turn leaves the message to resend.
+    event.success(lambda: "", outputs=message, queue=False, api_visibility="private")

@@ -185,11 +185,14 @@ def build(config: AppConfig) -> None:
             label="Trained classifier",
             allow_custom_value=True,
         )
-        refresh = gr.Button("Refresh list", size="sm")
+        refresh = gr.Button("Refresh list", size="sm", scale=0)
     with gr.Row():
         with gr.Column():
             with gr.Tab("Upload"):
-                upload = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])
+                # A fixed height, or a 28-pixel test image collapses the box to a strip.
+                upload = gr.Image(
+                    label="Image", type="filepath", sources=["upload", "clipboard"], height=240
+                )
                 classify_upload_button = gr.Button("Classify", variant="primary")
                 gr.Examples(
                     [[str(path)] for path, _ in EXAMPLE_IMAGES],

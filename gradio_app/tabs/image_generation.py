@@ -15,7 +15,7 @@ from PIL import Image
 
 from gradio_app.config import AppConfig
 from gradio_app.feedback import is_blank, warn
-from gradio_app.generation import BackgroundRun
+from gradio_app.generation import BackgroundRun, checked_seed
 from gradio_app.hf_models import device, load_diffusion, native_image_size
 from gradio_app.loaders import MODELS
 from gradio_app.tabs.common import ModelTab, examples, notice_area
@@ -45,6 +45,7 @@ def generate_image(
         yield None
         return
     width, height, steps = (_snap(width), _snap(height), int(steps))
+    seed = checked_seed(seed)
     diffusion = MODELS.get(TASK, model_ref, load_diffusion)
     run = BackgroundRun("image-generate")
 
@@ -54,7 +55,7 @@ def generate_image(
         return tensors
 
     def generate() -> Image.Image:
-        generator = torch.Generator(device=device()).manual_seed(int(seed))
+        generator = torch.Generator(device=device()).manual_seed(seed)
         return diffusion(
             prompt,
             negative_prompt=negative_prompt or None,
@@ -69,6 +70,8 @@ def generate_image(
     for update in run.updates(generate):
         if update.done:
             yield update.result
+        elif update.steps == 0:
+            yield None  # the previous image must not pass for this run's, if it is stopped
         else:
             progress((update.steps, steps), desc="Denoising", unit="steps")
             yield gr.skip()
@@ -113,7 +116,8 @@ def build(config: AppConfig) -> None:
                 {"prompt": prompt, "steps": steps, "width": width, "height": height},
             )
         with gr.Column():
-            image = gr.Image(label="Image", type="pil", format="png")
+            # A fixed height, or a small image (the tiny pipeline's 64 pixels) makes a strip.
+            image = gr.Image(label="Image", type="pil", format="png", height=420)
             notice = notice_area()
     tab.run(
         paint.click,

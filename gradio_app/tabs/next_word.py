@@ -37,7 +37,8 @@ def _raw(shown: str) -> str:
 
 def next_words(model_ref: str, prompt: str, top_k: int = 10) -> dict[str, float] | None:
     """Maps each of the `top_k` likeliest next tokens (as text, leading space kept) to its
-    probability; tokens that decode to the same text are merged."""
+    probability among the tokens that are not special (end-of-text, padding); tokens that
+    decode to the same text are merged."""
     if is_blank(prompt):
         warn("Type the start of a sentence first.")
         return None
@@ -45,9 +46,13 @@ def next_words(model_ref: str, prompt: str, top_k: int = 10) -> dict[str, float]
     tokenizer, model = generator.tokenizer, generator.model
     window = context_window(tokenizer, model)
     ids = fit_tokens(tokenizer(prompt)["input_ids"], window, keep="end", what="text")
+    # End-of-text and other special tokens are not words a person could append.
+    special = sorted(set(tokenizer.all_special_ids))
     with torch.inference_mode():
-        logits = model(torch.tensor([ids], device=model.device)).logits[0, -1]
-    probabilities, token_ids = logits.float().softmax(-1).topk(int(top_k))
+        logits = model(torch.tensor([ids], device=model.device)).logits[0, -1].float()
+        logits[special] = float("-inf")
+    top_k = min(int(top_k), logits.numel() - len(special))
+    probabilities, token_ids = logits.softmax(-1).topk(top_k)
     words: dict[str, float] = {}
     for probability, token_id in zip(probabilities.tolist(), token_ids.tolist(), strict=True):
         word = _shown(tokenizer.decode([token_id]))

@@ -74,8 +74,8 @@ def answer_question(
     question_tokens = len(tokenizer(question)["input_ids"])
     if question_tokens > window // 2:
         raise UserError(
-            f"The question has {question_tokens} tokens; keep it under {window // 2} so the "
-            "context fits in the model's window."
+            f"The question has {question_tokens} tokens; shorten it to at most {window // 2} "
+            "so the context fits in the model's window."
         )
     total = len(tokenizer(question, context)["input_ids"])
     if total > window:

@@ -173,7 +173,7 @@ def build(config: AppConfig) -> None:
             allow_custom_value=True,
             visible=len(listing.runs) > 1,
         )
-        refresh = gr.Button("Refresh list", size="sm")
+        refresh = gr.Button("Refresh list", size="sm", scale=0)
     with gr.Row():
         with gr.Column():
             text = gr.Textbox(label="Integers", value=EXAMPLES[0], info=input_hint(first))

@@ -14,7 +14,7 @@ import torch
 
 from gradio_app.config import AppConfig
 from gradio_app.feedback import is_blank, warn
-from gradio_app.generation import SAMPLING_LOCK, BackgroundRun
+from gradio_app.generation import SAMPLING_LOCK, BackgroundRun, checked_seed
 from gradio_app.hf_models import load_text_generator
 from gradio_app.loaders import MODELS
 from gradio_app.tabs.common import ModelTab, examples, notice_area
@@ -42,6 +42,7 @@ def tell_story(
         warn("Type the opening of a story first.")
         yield ""
         return
+    seed = checked_seed(seed)
     generator = MODELS.get(TASK, model_ref, load_text_generator)
     tokenizer, model = generator.tokenizer, generator.model
     window = context_window(tokenizer, model)
@@ -53,7 +54,7 @@ def tell_story(
 
     def generate() -> None:
         with SAMPLING_LOCK, torch.inference_mode():
-            torch.manual_seed(int(seed))
+            torch.manual_seed(seed)
             model.generate(
                 input_ids,
                 attention_mask=torch.ones_like(input_ids),
