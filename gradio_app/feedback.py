@@ -88,21 +88,22 @@ class _Outcomes:
 OUTCOMES = _Outcomes()
 
 
-def _current_key(tab: str) -> tuple[str, str] | None:
-    """The (session, tab) of the request Gradio is serving on this thread, if any.
+def _current_key(record: str) -> tuple[str, str] | None:
+    """The (session, record) of the request Gradio is serving on this thread, if any.
 
     Read from Gradio's request context so that handlers keep their own signatures (Gradio
     injects `gr.Request` only into parameters it finds there).
     """
     request = LocalContext.request.get(None)
     session = getattr(request, "session_hash", None)
-    return (session, tab) if session else None
+    return (session, record) if session else None
 
 
-def take_outcome(tab: str, request: gr.Request | None) -> Outcome | None:
-    """How the session's latest run of `tab` ended, read once: None when no wrapped handler
-    ran (Gradio refused the request, or Stop cancelled it while it waited in the queue)."""
-    return OUTCOMES.take((getattr(request, "session_hash", None) or "", tab))
+def take_outcome(record: str, request: gr.Request | None) -> Outcome | None:
+    """How the session's latest run of the event recorded as `record` ended, read once: None
+    when no wrapped handler ran (Gradio refused the request, or Stop cancelled it while it
+    waited in the queue)."""
+    return OUTCOMES.take((getattr(request, "session_hash", None) or "", record))
 
 
 def _error(message: str, in_notice: bool) -> gr.Error:
@@ -133,21 +134,23 @@ def _as_gradio_errors(tab: str, key: tuple[str, str] | None, in_notice: bool) ->
 
 
 def user_facing(
-    tab: str, handler: Callable[..., Any], *, in_notice: bool = False
+    tab: str, handler: Callable[..., Any], *, notice: str | None = None
 ) -> Callable[..., Any]:
     """Wraps a handler so every failure reaches the page as one readable message.
 
-    With `in_notice` the tab shows failures in its notice area (`tabs.common.report_outcome`)
-    and the toast is hidden; without, the toast carries the message as plain text.
+    With `notice`, the name under which this event's outcome is recorded (one per event, so
+    two events of a tab never read each other's), the tab shows failures in its notice area
+    (`tabs.common.report_outcome`) and the toast is hidden; without, the toast carries the
+    message as plain text.
     """
     if inspect.isgeneratorfunction(handler):  # functools.partial objects included
 
         @functools.wraps(handler)
         def generator_handler(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            key = _current_key(tab) if in_notice else None
+            key = _current_key(notice) if notice else None
             OUTCOMES.put(key, Outcome("running"))
             try:
-                with _as_gradio_errors(tab, key, in_notice):
+                with _as_gradio_errors(tab, key, notice is not None):
                     yield from handler(*args, **kwargs)
             except GeneratorExit:  # Gradio closes the handler when the user presses Stop
                 OUTCOMES.put(key, Outcome("stopped"))
@@ -158,9 +161,9 @@ def user_facing(
 
     @functools.wraps(handler)
     def plain_handler(*args: Any, **kwargs: Any) -> Any:
-        key = _current_key(tab) if in_notice else None
+        key = _current_key(notice) if notice else None
         OUTCOMES.put(key, None)
-        with _as_gradio_errors(tab, key, in_notice):
+        with _as_gradio_errors(tab, key, notice is not None):
             return handler(*args, **kwargs)
 
     return plain_handler

@@ -96,11 +96,14 @@ def _read_run(root: Path, results_file: Path) -> TrainedRun | None:
     """The run whose results file this is, or None for anything else (another JSON, a run
     still training, a copy with its checkpoints missing, a link leading outside `root`)."""
     prefix = results_file.name.removesuffix(RESULTS_SUFFIX)
-    workdir = results_file.parent.resolve()
-    resolved = (workdir, results_file.resolve(), checkpoint_dir(workdir, prefix).resolve())
-    if not all(path.is_relative_to(root) for path in resolved):
-        return None
-    if not (resolved[1].is_file() and resolved[2].is_dir()):
+    try:
+        workdir = results_file.parent.resolve()
+        resolved = (workdir, results_file.resolve(), checkpoint_dir(workdir, prefix).resolve())
+        if not all(path.is_relative_to(root) for path in resolved):
+            return None
+        if not (resolved[1].is_file() and resolved[2].is_dir()):
+            return None
+    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
         return None
     key = (workdir / prefix).relative_to(root).as_posix()
     try:

@@ -128,9 +128,10 @@ def test_names_that_lead_outside_the_folder_are_refused(tmp_path, key):
         runs.choose_run(root, key.format(outside=outside), runs.CLASSIFICATION)
 
 
-def test_a_name_no_file_system_takes_is_not_found(tmp_path):
+@pytest.mark.parametrize("key", ["a\x00b", "a" * 300, "a/" * 3000 + "x"])
+def test_a_name_no_file_system_takes_is_not_found(tmp_path, key):
     with pytest.raises(UserError, match="There is no trained classifier"):
-        runs.choose_run(tmp_path, "a\x00b", runs.CLASSIFICATION)
+        runs.choose_run(tmp_path, key, runs.CLASSIFICATION)
 
 
 def test_without_a_folder_or_runs_the_status_says_how_to_train(tmp_path):

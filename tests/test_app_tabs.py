@@ -175,7 +175,7 @@ def browser_session(session_hash):
 
 
 def test_a_tab_with_a_notice_hides_the_toast_and_its_session_reads_the_outcome_once():
-    handler = user_facing("summarization", _fails_with_code, in_notice=True)
+    handler = user_facing("summarization", _fails_with_code, notice="summarization")
     with browser_session("first") as first, pytest.raises(gr.Error) as raised:
         handler("x")
     assert not raised.value.visible  # no toast over the tab bar ...
@@ -186,12 +186,25 @@ def test_a_tab_with_a_notice_hides_the_toast_and_its_session_reads_the_outcome_o
     assert take_outcome("summarization", first) is None
 
 
+def test_two_events_of_one_tab_keep_their_own_outcomes():
+    """Upload fails, and the drawing event starts before the page reads why: the upload's
+    notice must still get its own message."""
+    upload = user_facing("image_classifier", _fails_with_code, notice="image_classifier#0")
+    drawing = user_facing("image_classifier", lambda text: text, notice="image_classifier#1")
+    with browser_session("s") as session:
+        with pytest.raises(gr.Error):
+            upload("x")
+        assert drawing("y") == "y"
+        outcome = take_outcome("image_classifier#0", session)
+    assert outcome == Outcome("failed", "Point `summarization` at a directory.")
+
+
 def _counting(n):
     yield from range(n)
 
 
 def test_a_streaming_run_is_recorded_as_running_then_finished_or_stopped():
-    handler = user_facing("story", _counting, in_notice=True)
+    handler = user_facing("story", _counting, notice="story")
     with browser_session("s") as session:
         assert list(handler(3)) == [0, 1, 2]
         assert take_outcome("story", session) is None  # finished: nothing to report

@@ -10,6 +10,7 @@ unfinished; a success removes the notice. `run_reported` wires this for any tab;
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +25,7 @@ from gradio_app.feedback import take_outcome, user_facing
 from gradio_app.loaders import MODELS
 
 NOTICE_CLASS = "run-notice"
+_EVENT_NUMBERS = itertools.count()  # names each reported event's outcome record
 Listener = Callable[..., Dependency]  # `button.click`, `dependency.then`, ...
 
 
@@ -53,7 +55,7 @@ def notice_area() -> gr.Markdown:
 
 def report_outcome(
     event: Dependency,
-    tab: str,
+    record: str,
     notice: gr.Markdown,
     outputs: Sequence[Component],
     *,
@@ -61,7 +63,7 @@ def report_outcome(
     stopped: str = "Stopped.",
 ) -> None:
     """Shows in `notice` how `event` ended; its handler must be `user_facing(tab, ...,
-    in_notice=True)`, whose record of the run the failure listener reads.
+    notice=record)`, whose record of the run the failure listener reads.
 
     A failure shows its message and clears every output except those in `keep` (a chat
     history, which is also the next request's input). Gradio fires the same listener when Stop
@@ -72,7 +74,7 @@ def report_outcome(
     kept = {id(output) for output in keep}
 
     def on_failure(request: gr.Request) -> tuple[Any, ...]:
-        outcome = take_outcome(tab, request)
+        outcome = take_outcome(record, request)
         if outcome is not None and outcome.state != "failed":  # running or closed: a Stop
             return (gr.Markdown(stopped, visible=True), *(gr.skip() for _ in outputs))
         message = outcome.message if outcome else "The request did not finish."
@@ -123,7 +125,8 @@ def run_reported(
     """Runs `handler` when `listener` fires (several listeners share one event), lets `stop`
     cancel it, and reports how it ended in `notice` (see `report_outcome`); `settings` go to
     the listener (api_name, concurrency, ...)."""
-    wrapped = user_facing(tab, handler, in_notice=True)
+    record = f"{tab}#{next(_EVENT_NUMBERS)}"  # one outcome record per event, not per tab
+    wrapped = user_facing(tab, handler, notice=record)
     arguments = {"inputs": list(inputs), "outputs": list(outputs), **settings}
     if isinstance(listener, Sequence):
         event = gr.on(list(listener), wrapped, **arguments)
@@ -131,7 +134,7 @@ def run_reported(
         event = listener(wrapped, **arguments)
     if stop is not None:
         stop.click(None, cancels=[event])
-    report_outcome(event, tab, notice, outputs, keep=keep, stopped=stopped)
+    report_outcome(event, record, notice, outputs, keep=keep, stopped=stopped)
     return event
 
 

@@ -6,6 +6,7 @@ is also what keeps the tiny test pipeline's defaults to seconds on a CPU.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,9 @@ from gradio_app.tabs.common import ModelTab, examples, notice_area
 
 TASK = "image_generation"
 SIZE_STEP = 64  # a multiple of every Stable Diffusion latent downsampling factor
+# A pipeline keeps scheduler state: a run waits here until a stopped run's last step ends,
+# which Stop does not wait for (the queue slot frees at once).
+DENOISING = threading.Lock()
 MAX_SIZE = 1024
 EXAMPLE_PROMPTS = ("A watercolor painting of a fox", "A lighthouse on a cliff at sunset")
 EXAMPLE_STEPS = 15
@@ -56,16 +60,17 @@ def generate_image(
 
     def generate() -> Image.Image:
         generator = torch.Generator(device=device()).manual_seed(seed)
-        return diffusion(
-            prompt,
-            negative_prompt=negative_prompt or None,
-            num_inference_steps=steps,
-            guidance_scale=float(guidance),
-            width=width,
-            height=height,
-            generator=generator,
-            callback_on_step_end=on_step_end,
-        ).images[0]
+        with DENOISING:
+            return diffusion(
+                prompt,
+                negative_prompt=negative_prompt or None,
+                num_inference_steps=steps,
+                guidance_scale=float(guidance),
+                width=width,
+                height=height,
+                generator=generator,
+                callback_on_step_end=on_step_end,
+            ).images[0]
 
     for update in run.updates(generate):
         if update.done:
@@ -94,7 +99,7 @@ def examples_for(native_size: int) -> tuple[dict[str, Any], ...]:
 
 
 def build(config: AppConfig) -> None:
-    # A diffusers pipeline keeps scheduler state, so one image at a time per process.
+    # One request at a time on the queue; DENOISING also covers a stopped run's last step.
     tab = ModelTab.create(config, TASK, load_diffusion, concurrency_limit=1)
     size = _snap(native_image_size(tab.model_ref))
     with gr.Row():
