@@ -92,19 +92,28 @@ class Listing:
         return [(run.label(), run.key) for run in self.runs]
 
 
+def _resolved_inside(root: Path, workdir: Path, prefix: str) -> tuple[Path, Path, Path] | None:
+    """Run `prefix`'s workdir, results file and checkpoint folder with links resolved, or None
+    when any of them leads outside `root`. A name the file system refuses (too long, a NUL
+    byte) raises OSError or ValueError."""
+    paths = (workdir, results_path(workdir, prefix), checkpoint_dir(workdir, prefix))
+    workdir, results_file, checkpoints = (path.resolve() for path in paths)
+    if not all(path.is_relative_to(root) for path in (workdir, results_file, checkpoints)):
+        return None
+    return workdir, results_file, checkpoints
+
+
 def _read_run(root: Path, results_file: Path) -> TrainedRun | None:
     """The run whose results file this is, or None for anything else (another JSON, a run
     still training, a copy with its checkpoints missing, a link leading outside `root`)."""
     prefix = results_file.name.removesuffix(RESULTS_SUFFIX)
     try:
-        workdir = results_file.parent.resolve()
-        resolved = (workdir, results_file.resolve(), checkpoint_dir(workdir, prefix).resolve())
-        if not all(path.is_relative_to(root) for path in resolved):
+        resolved = _resolved_inside(root, results_file.parent, prefix)
+        if resolved is None or not (resolved[1].is_file() and resolved[2].is_dir()):
             return None
-        if not (resolved[1].is_file() and resolved[2].is_dir()):
-            return None
-    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL byte)
+    except (OSError, ValueError):  # a name the file system refuses
         return None
+    workdir = resolved[0]
     key = (workdir / prefix).relative_to(root).as_posix()
     try:
         results = json.loads(resolved[1].read_text())
@@ -208,19 +217,15 @@ def choose_run(root: Path | None, key: str | None, task: str) -> TrainedRun:
     base = Path(root).expanduser().resolve()
     candidate = Path(os.path.normpath(base / key))
     workdir, prefix = candidate.parent, candidate.name
-    results_file = results_path(workdir, prefix)
     try:
-        inside = all(
-            path.resolve().is_relative_to(base)
-            for path in (workdir, results_file, checkpoint_dir(workdir, prefix))
-        )
+        inside = _resolved_inside(base, workdir, prefix) is not None
     except (OSError, ValueError):  # a name no file system takes, e.g. one with a NUL byte
         raise not_found from None
     if not inside:
         raise UserError(
             f"`{key}` leads outside the checkpoints folder `{root}`; choose a run from the list."
         )
-    run = _read_run(base, results_file)
+    run = _read_run(base, results_path(workdir, prefix))
     if run is None or run.task != task:
         raise not_found
     return run
