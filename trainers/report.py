@@ -452,6 +452,13 @@ def _save(figure: Figure, path: Path) -> None:
     figure.savefig(path, dpi=_DPI, bbox_inches="tight")
 
 
+def _seed_curves(entry: Entry, key: str, scale: float) -> np.ndarray:
+    """`history[key]` of each seed's run, one row per seed, cut to the shortest and scaled."""
+    curves = [run.results["history"][key] for run in entry.runs]
+    length = min(len(curve) for curve in curves)
+    return scale * np.array([curve[:length] for curve in curves], dtype=float)
+
+
 def plot_validation_curves(entries: Sequence[Entry], colors: dict[str, Any], path: Path) -> None:
     """Validation accuracy and loss per epoch, one line per model (mean, band = ± std)."""
     figure = Figure(figsize=(11, 4.2), layout="constrained")
@@ -461,14 +468,12 @@ def plot_validation_curves(entries: Sequence[Entry], colors: dict[str, Any], pat
             (accuracy_axes, "val_accuracy", 100.0),
             (loss_axes, "val_loss", 1.0),
         ):
-            curves = [run.results["history"][key] for run in entry.runs]
-            length = min(len(curve) for curve in curves)
-            values = scale * np.array([curve[:length] for curve in curves], dtype=float)
-            epochs = np.arange(1, length + 1)
+            values = _seed_curves(entry, key, scale)
+            epochs = np.arange(1, values.shape[1] + 1)
             mean = values.mean(axis=0)
             color = colors[entry.model]
             axes.plot(epochs, mean, marker="o", markersize=3, color=color, label=entry.model)
-            if len(curves) > 1:
+            if len(values) > 1:
                 std = values.std(axis=0, ddof=1)
                 axes.fill_between(epochs, mean - std, mean + std, alpha=0.2, color=color)
     accuracy_axes.set(xlabel="epoch", ylabel="validation accuracy (%)")
@@ -495,11 +500,9 @@ def plot_recipe_curves(
                 (accuracy_axes, "val_accuracy", 100.0),
                 (loss_axes, "train_loss", 1.0),
             ):
-                curves = [run.results["history"][key] for run in entry.runs]
-                length = min(len(curve) for curve in curves)
-                mean = scale * np.array([curve[:length] for curve in curves], float).mean(0)
+                mean = _seed_curves(entry, key, scale).mean(axis=0)
                 axes.plot(
-                    np.arange(1, length + 1),
+                    np.arange(1, len(mean) + 1),
                     mean,
                     styles[index % len(styles)],
                     marker="o",
