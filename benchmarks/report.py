@@ -162,8 +162,14 @@ def machine_lines(machine: dict) -> list[str]:
                 else ""
             )
         )
+    cpu = machine["cpu"]
+    if machine.get("cpu_family_model"):
+        cpu += f" ({machine['cpu_family_model']})"
+    vector = ""
+    if machine.get("cpu_vector_extensions"):
+        vector = f"; vector extensions: {' '.join(machine['cpu_vector_extensions'])}"
     return [
-        f"Machine: {machine['cpu']}, {machine['cpu_count']} cores{accelerator}; Python "
+        f"Machine: {cpu}, {machine['cpu_count']} cores{vector}{accelerator}; Python "
         f"{machine['python']}, JAX {machine['jax']} (jaxlib {machine['jaxlib']}), Flax "
         f"{machine['flax']}, optax {machine['optax']}, PyTorch {machine['torch']} "
         f"({machine['torch_threads']} threads); XLA_FLAGS `{machine['xla_flags'] or 'unset'}`.",

@@ -79,14 +79,43 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def cpu_model() -> str:
+# The SIMD extensions XLA's, YNNPACK's, Eigen's and oneDNN's CPU kernels pick their code paths
+# by (/proc/cpuinfo's spelling): a ratio measured with AVX-512 says little about an AVX2-only CPU.
+VECTOR_EXTENSION_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx", "asimd", "sve", "neon")
+
+
+def cpu_info(path: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor's `key: value` lines of /proc/cpuinfo; empty where there is none."""
+    info: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = path.read_text()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return info
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def cpu_model() -> str:
+    return cpu_info().get("model name") or platform.processor() or "unknown"
+
+
+def cpu_vector_extensions(info: dict[str, str] | None = None) -> list[str]:
+    """The CPU's SIMD extensions, from the `flags` (x86) or `Features` (Arm) line."""
+    info = cpu_info() if info is None else info
+    flags = (info.get("flags") or info.get("Features") or "").split()
+    return sorted(flag for flag in flags if flag.startswith(VECTOR_EXTENSION_PREFIXES))
+
+
+def cpu_family_model() -> str:
+    """`family F model M` (x86): tells CPU generations apart under one marketing name."""
+    info = cpu_info()
+    if "cpu family" not in info:
+        return ""
+    return f"family {info['cpu family']} model {info.get('model', '?')}"
 
 
 def jax_on_accelerator() -> bool:
@@ -112,6 +141,8 @@ def machine(device: torch.device | None = None) -> dict:
     device = device or torch_device()
     info = {
         "cpu": cpu_model(),
+        "cpu_family_model": cpu_family_model(),
+        "cpu_vector_extensions": cpu_vector_extensions(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,

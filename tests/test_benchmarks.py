@@ -10,7 +10,7 @@ import torch
 from flax import nnx
 
 import jax_models
-from benchmarks import epoch_time, throughput, torch_models
+from benchmarks import epoch_time, report, throughput, torch_models
 from tests.fake_data import write_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,3 +124,48 @@ def test_a_torch_compile_failure_is_reported_not_raised(monkeypatch):
         "torch_compile_images_per_s": None,
         "torch_compile_error": "RuntimeError: no compiler",
     }
+
+
+X86_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 23
+model\t\t: 49
+model name\t: AMD EPYC 7B12
+flags\t\t: fpu sse sse2 ssse3 fma cx16 sse4_1 sse4_2 avx f16c avx2 bmi2 sha_ni
+
+processor\t: 1
+flags\t\t: fpu avx512f
+"""
+ARM_CPUINFO = """processor\t: 0
+Features\t: fp asimd evtstrm aes sve sve2 cpuid
+CPU implementer\t: 0x41
+"""
+
+
+def test_the_machine_record_names_the_vector_extensions(tmp_path):
+    # The figures differ between CPUs with and without AVX-512 (issue 19): the record says which.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(X86_CPUINFO)
+    info = throughput.cpu_info(cpuinfo)
+    assert info["model name"] == "AMD EPYC 7B12"
+    assert throughput.cpu_vector_extensions(info) == [
+        "avx",
+        "avx2",
+        "f16c",
+        "fma",
+        "sse4_1",
+        "sse4_2",
+    ]
+    cpuinfo.write_text(ARM_CPUINFO)
+    assert throughput.cpu_vector_extensions(throughput.cpu_info(cpuinfo)) == [
+        "asimd",
+        "sve",
+        "sve2",
+    ]
+    assert throughput.cpu_info(tmp_path / "absent") == {}
+
+    machine = throughput.machine(torch.device("cpu"))
+    line = report.machine_lines(machine)[0]
+    assert all(flag in line for flag in machine["cpu_vector_extensions"])
+    old_record = {k: v for k, v in machine.items() if not k.startswith("cpu_") or k == "cpu_count"}
+    assert "vector extensions" not in report.machine_lines(old_record)[0]
