@@ -10,7 +10,7 @@ import torch
 from flax import nnx
 
 import jax_models
-from benchmarks import epoch_time, report, throughput, torch_models
+from benchmarks import epoch_time, jit_modes, report, throughput, torch_models
 from tests.fake_data import write_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,3 +169,14 @@ def test_the_machine_record_names_the_vector_extensions(tmp_path):
     assert all(flag in line for flag in machine["cpu_vector_extensions"])
     old_record = {k: v for k, v in machine.items() if not k.startswith("cpu_") or k == "cpu_count"}
     assert "vector extensions" not in report.machine_lines(old_record)[0]
+
+
+def test_jit_modes_cli_times_both_modes_of_the_train_step(tmp_path):
+    out = tmp_path / "modes.json"
+    jit_modes.main(
+        ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "8", "--rounds", "2"]
+        + ["--round-seconds", "0", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())["models"]
+    assert row["graph_ms_per_step"] > 0 and row["tree_ms_per_step"] > 0
+    assert len(row["graph_over_tree_per_round"]) == 2

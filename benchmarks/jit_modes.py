@@ -1,0 +1,152 @@
+"""The train step under `nnx.jit`'s graph mode against its tree mode (`graph=False`).
+
+    python -m benchmarks.jit_modes --models lenet5,resnet18 --dataset cifar10 \
+        --json runs/bench/jit_modes_cifar10.json
+
+`trainers.train.train_step` runs in tree mode: its modules cross the jit boundary as pytrees
+instead of through graph mode's Python traversal of every Variable on each call. Both modes
+trace the same function into the same program, so the difference is the Python time per call.
+This times the project's own step function wrapped both ways (same model, data, batch and
+donation) in alternating rounds in one process, as `benchmarks.throughput` does, and reports
+each mode's best round and the median of the per-round ratios.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import jax_models
+from benchmarks.throughput import load_average, machine
+from jax_models.errors import UserError
+from trainers import train as train_lib
+from trainers.data import DATASETS
+from trainers.errors import exit_on_user_error
+from trainers.metrics import TrainMetrics
+
+MODES = {"graph": True, "tree": False}
+# Batches of synthetic data kept on the device; step s trains on batch s mod DATA_BATCHES.
+DATA_BATCHES = 4
+
+
+class Stepper:
+    """One model, optimizer and metrics trained by `train_step`'s function jitted in one mode."""
+
+    def __init__(self, name: str, shape: tuple[int, int, int], batch_size: int, graph: bool):
+        self.mesh = train_lib.make_mesh()
+        rng = np.random.default_rng(0)
+        size = batch_size * DATA_BATCHES
+        arrays = (
+            rng.integers(0, 256, (size, *shape), dtype=np.uint8),
+            rng.integers(0, 10, size).astype(np.int32),
+            np.arange(size),
+        )
+        self.data = [train_lib.put_replicated(array, self.mesh) for array in arrays]
+        self.model = jax_models.create(name, num_classes=10, input_shape=shape)
+        self.optimizer = train_lib.replicated_adam(self.model, 1e-3, self.mesh)
+        self.model.train()
+        self.metrics = train_lib.replicate(TrainMetrics.empty(), self.mesh)
+        self.batch_size = batch_size
+        self.step = nnx.jit(
+            train_lib.train_step.fun,
+            static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps", "recipe"),
+            donate_argnames=("model", "optimizer", "metrics"),
+            graph=graph,
+        )
+        self.calls = 0
+
+    def seconds_per_step(self, steps: int) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.metrics = self.step(
+                self.model,
+                self.optimizer,
+                self.metrics,
+                *self.data,
+                jnp.int32(self.calls % DATA_BATCHES),
+                batch_size=self.batch_size,
+                mesh=self.mesh,
+            )
+            self.calls += 1
+        jax.block_until_ready(self.metrics)
+        return (time.perf_counter() - start) / steps
+
+
+def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
+    steppers = {mode: Stepper(name, shape, args.batch_size, graph) for mode, graph in MODES.items()}
+    for stepper in steppers.values():
+        stepper.seconds_per_step(2)  # compiles, then one warm step
+    step_s = steppers["tree"].seconds_per_step(1)
+    steps = max(1, round(args.round_seconds / step_s))
+    rounds: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for index in range(args.rounds):
+        order = list(MODES) if index % 2 == 0 else list(reversed(MODES))
+        for mode in order:
+            rounds[mode].append(steppers[mode].seconds_per_step(steps))
+    graph, tree = np.array(rounds["graph"]), np.array(rounds["tree"])
+    return {
+        "model": name,
+        "image_shape": list(shape),
+        "batch_size": args.batch_size,
+        "steps_per_round": steps,
+        "graph_ms_per_step": round(float(graph.min()) * 1e3, 3),
+        "tree_ms_per_step": round(float(tree.min()) * 1e3, 3),
+        "graph_over_tree_per_round": [round(float(r), 3) for r in graph / tree],
+        "median_graph_over_tree": round(float(np.median(graph / tree)), 3),
+        "load_average": load_average(),
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| model | dataset | graph mode ms/step | tree mode ms/step | median round ratio | load |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in results["models"]:
+        lines.append(
+            f"| {row['model']} | {results['dataset']} | {row['graph_ms_per_step']} | "
+            f"{row['tree_ms_per_step']} | {row['median_graph_over_tree']} | "
+            f"{row['load_average'][0]} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="lenet5,resnet18")
+    parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--round-seconds", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1:
+        raise UserError("--batch-size and --rounds must be at least 1.")
+    names = [name for name in args.models.split(",") if name]
+    for name in names:
+        if name not in jax_models.names():
+            raise UserError(
+                f"Unknown model {name!r}; choose one of: {', '.join(jax_models.names())}."
+            )
+    shape = DATASETS[args.dataset].image_shape
+    results = {"machine": machine(), "dataset": args.dataset, "models": []}
+    for name in names:
+        results["models"].append(compare(name, shape, args))
+        print(json.dumps(results["models"][-1]), flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)
