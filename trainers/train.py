@@ -271,41 +271,26 @@ def train_step(
     """
     if recipe.augmentation.active and (augment_key is None or global_step is None):
         raise ValueError("an augmenting recipe needs augment_key and global_step")
-    shared = {
-        "batch_size": batch_size,
-        "mesh": mesh,
-        "compute_dtype": compute_dtype,
-        "recipe": recipe,
-        "augment_key": augment_key,
-    }
+    one_step = partial(
+        one_train_step,
+        images=images,
+        labels=labels,
+        order=order,
+        batch_size=batch_size,
+        mesh=mesh,
+        compute_dtype=compute_dtype,
+        recipe=recipe,
+        augment_key=augment_key,
+    )
     if num_steps == 1:
-        return one_train_step(
-            model,
-            optimizer,
-            metrics,
-            images,
-            labels,
-            order,
-            step,
-            global_step=global_step,
-            **shared,
-        )
+        return one_step(model, optimizer, metrics, step=step, global_step=global_step)
     graphdef, state = nnx.split((model, optimizer))
 
     def body(i: jax.Array, carry: tuple[nnx.State, TrainMetrics]):
         state, metrics = carry
         model, optimizer = nnx.merge(graphdef, state)
-        metrics = one_train_step(
-            model,
-            optimizer,
-            metrics,
-            images,
-            labels,
-            order,
-            step + i,
-            global_step=None if global_step is None else global_step + i,
-            **shared,
-        )
+        following = None if global_step is None else global_step + i
+        metrics = one_step(model, optimizer, metrics, step=step + i, global_step=following)
         return nnx.state((model, optimizer)), metrics
 
     state, metrics = jax.lax.fori_loop(0, num_steps, body, (state, metrics), unroll=unrolls_steps())
