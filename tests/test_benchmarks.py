@@ -10,7 +10,7 @@ import torch
 from flax import nnx
 
 import jax_models
-from benchmarks import epoch_time, jit_modes, report, throughput, torch_models
+from benchmarks import conv_routing, epoch_time, jit_modes, report, throughput, torch_models
 from tests.fake_data import write_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,3 +180,39 @@ def test_jit_modes_cli_times_both_modes_of_the_train_step(tmp_path):
     (row,) = json.loads(out.read_text())["models"]
     assert row["graph_ms_per_step"] > 0 and row["tree_ms_per_step"] > 0
     assert len(row["graph_over_tree_per_round"]) == 2
+
+
+# A hand-written optimised CPU program with one convolution on each route.
+ROUTED_HLO = (REPO / "tests" / "data" / "routed_step.hlo.txt").read_text()
+
+
+def test_conv_routing_names_each_convolutions_library_and_why():
+    found = {conv.name: conv for conv in conv_routing.convolutions(ROUTED_HLO)}
+    assert set(found) == {"convolution.1", "convolution.2", "convolution.3"}
+    ynn, loop, eigen = found["convolution.1"], found["convolution.2"], found["convolution.3"]
+    assert (ynn.route, ynn.role, ynn.refusals) == ("YNNPACK", "forward", [])
+    assert ynn.gflops == pytest.approx(2 * 32 * 16 * 16 * 32 * 9 * 64 / 1e9)
+    assert (loop.route, loop.role) == ("XLA loop emitter", "kernel gradient")
+    assert loop.refusals == ["layout f01b_i01o->01bf, not b01f_01io->b01f"]
+    assert (eigen.route, eigen.role) == ("Eigen", "input gradient")
+    assert eigen.refusals == [
+        "input dilation (a strided convolution's input gradient)",
+        "output 16x16 larger than input 8x8",
+    ]
+    # The products with the inserted zeros are not counted.
+    assert eigen.gflops == pytest.approx(2 * 32 * 16 * 16 * 32 * 9 * 64 / 4 / 1e9)
+
+
+def test_conv_routing_cli_reads_the_real_train_step(tmp_path):
+    out = tmp_path / "routing.json"
+    argv = ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "2", "--json", str(out)]
+    conv_routing.main(argv)
+    (row,) = json.loads(out.read_text())["models"]
+    roles = sorted(conv["role"] for conv in row["convolutions"])
+    # The first layer's input gradient is never computed: the image is not trained.
+    assert roles == ["forward", "forward", "input gradient", "kernel gradient", "kernel gradient"]
+    for conv in row["convolutions"]:
+        # LeNet-5's 1->6 and 6->16 convolutions are too narrow for YNNPACK; at batch 2 so are
+        # their kernel gradients, whose features are the batch and the output channels.
+        assert conv["route"] == "Eigen"
+        assert any("both <= 16" in reason for reason in conv["refusals"])
