@@ -190,6 +190,15 @@ def test_parameter_count_is_pinned(name, shape):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_no_two_modules_share_a_variable(name):
+    # trainers.train jits its steps in nnx's tree mode, which refuses shared Variables: a model
+    # sharing one (tied weights) would fail at its first step. As pytree leaves a shared
+    # Variable counts twice; in nnx.state, once.
+    model = nnx.eval_shape(lambda: create(name, num_classes=10, input_shape=(28, 28, 1)))
+    assert len(jax.tree.leaves(model)) == len(jax.tree.leaves(nnx.state(model)))
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_a_few_adam_steps_on_a_fixed_batch_lower_the_loss(name):
     losses, train_logits = adam_run(name)
     assert train_logits.shape == (2, NUM_CLASSES)
