@@ -109,6 +109,18 @@ def refusals(
     return failed
 
 
+def _role(window: str, out: dict[str, int], line: str) -> str:
+    """forward, input gradient or kernel gradient. A kernel gradient slides the output gradient
+    over the input: its window is the map and its output the kernel's size. XLA may rewrite
+    it without keeping its metadata, so the shapes decide that one."""
+    window_size = [int(s) for s in re.search(r"size=([\dx]+)", window).group(1).split("x")]
+    out_spatial = [size for label, size in out.items() if label.isdigit()]
+    if any(w > o for w, o in zip(window_size, out_spatial, strict=True)):
+        return "kernel gradient"
+    op_name = re.search(r'op_name="([^"]*)"', line)
+    return "input gradient" if op_name and "transpose(" in op_name.group(1) else "forward"
+
+
 def convolutions(hlo: str) -> list[Convolution]:
     """Every convolution of an optimised CPU program, with where it runs."""
     computations = parse_computations(hlo)
@@ -135,8 +147,8 @@ def convolutions(hlo: str) -> list[Convolution]:
             lhs, rhs = shapes[lhs_name], shapes[rhs_name]
             dim_labels = re.search(r"dim_labels=([\w>-]+)", line).group(1)
             window = re.search(r"window=\{([^}]*)\}", line).group(1)
-            lhs_labels, rhs_labels_out = dim_labels.split("_", 1)
-            rhs_labels, out_labels = rhs_labels_out.split("->")
+            _, kernel_labels = dim_labels.split("_", 1)
+            rhs_labels, out_labels = kernel_labels.split("->")
             kernel = _dims(rhs_labels, rhs)
             spatial = math.prod(size for label, size in kernel.items() if label.isdigit())
             # An input-dilated convolution multiplies the inserted zeros too: count only the
@@ -144,20 +156,7 @@ def convolutions(hlo: str) -> list[Convolution]:
             dilation = re.search(r"lhs_dilate=([\dx]+)", window)
             zeros = math.prod(int(d) for d in dilation.group(1).split("x")) if dilation else 1
             gflops = 2 * math.prod(out) * spatial * kernel["i"] / zeros / 1e9
-            window_size = [int(s) for s in re.search(r"size=([\dx]+)", window).group(1).split("x")]
-            out_spatial = [
-                size for label, size in _dims(out_labels, out).items() if label.isdigit()
-            ]
-            op_name = re.search(r'op_name="([^"]*)"', line)
-            backward = op_name is not None and "transpose(" in op_name.group(1)
-            # A kernel gradient slides the output gradient over the input: its window is the
-            # map and its output the kernel. XLA may rewrite it without keeping its metadata.
-            if any(w > o for w, o in zip(window_size, out_spatial, strict=True)):
-                role = "kernel gradient"
-            elif backward:
-                role = "input gradient"
-            else:
-                role = "forward"
+            role = _role(window, _dims(out_labels, out), line)
             if computation in ynn_bodies:
                 route = "YNNPACK"
             elif computation in fused_bodies or dim_labels != CANONICAL:
