@@ -29,15 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 import jax_models
+from benchmarks.throughput import JaxSide
 from jax_models.errors import UserError
-from trainers import train as train_lib
 from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
-from trainers.metrics import TrainMetrics
 
 CANONICAL = "b01f_01io->b01f"
 # YNNPACK leaves convolutions whose input and output features are both at most this to Eigen.
@@ -172,18 +169,7 @@ def convolutions(hlo: str) -> list[Convolution]:
 
 def compiled_step_hlo(name: str, shape: tuple[int, int, int], batch_size: int) -> str:
     """The optimised HLO of the project's train step for `name`, compiled for the CPU."""
-    mesh = train_lib.make_mesh()
-    model = jax_models.create(name, num_classes=10, input_shape=shape)
-    optimizer = train_lib.replicated_adam(model, 1e-3, mesh)
-    model.train()
-    metrics = train_lib.replicate(TrainMetrics.empty(), mesh)
-    images = np.zeros((batch_size, *shape), np.uint8)
-    labels = np.zeros(batch_size, np.int32)
-    data = [train_lib.put_replicated(a, mesh) for a in (images, labels, np.arange(batch_size))]
-    lowered = train_lib.train_step.lower(
-        model, optimizer, metrics, *data, jnp.int32(0), batch_size=batch_size, mesh=mesh
-    )
-    return lowered.compile().as_text()
+    return JaxSide(name, shape, batch_size).lower().compile().as_text()
 
 
 def summary(found: list[Convolution]) -> dict[str, dict[str, float]]:
@@ -241,10 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError("--batch-size must be at least 1.")
     names = [name for name in args.models.split(",") if name]
     for name in names:
-        if name not in jax_models.names():
-            raise UserError(
-                f"Unknown model {name!r}; choose one of: {', '.join(jax_models.names())}."
-            )
+        jax_models.check_name(name)
     shape = DATASETS[args.dataset].image_shape
     results = {"dataset": args.dataset, "batch_size": args.batch_size, "models": []}
     for name in names:

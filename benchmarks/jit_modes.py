@@ -13,81 +13,47 @@ each mode's best round and the median of the per-round ratios.
 
 import argparse
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 import jax_models
-from benchmarks.throughput import load_average, machine
+from benchmarks.throughput import JaxSide, load_average, machine
 from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
-from trainers.metrics import TrainMetrics
 
 MODES = {"graph": True, "tree": False}
-# Batches of synthetic data kept on the device; step s trains on batch s mod DATA_BATCHES.
-DATA_BATCHES = 4
 
 
-class Stepper:
-    """One model, optimizer and metrics trained by `train_step`'s function jitted in one mode."""
-
-    def __init__(self, name: str, shape: tuple[int, int, int], batch_size: int, graph: bool):
-        self.mesh = train_lib.make_mesh()
-        rng = np.random.default_rng(0)
-        size = batch_size * DATA_BATCHES
-        arrays = (
-            rng.integers(0, 256, (size, *shape), dtype=np.uint8),
-            rng.integers(0, 10, size).astype(np.int32),
-            np.arange(size),
-        )
-        self.data = [train_lib.put_replicated(array, self.mesh) for array in arrays]
-        self.model = jax_models.create(name, num_classes=10, input_shape=shape)
-        self.optimizer = train_lib.replicated_adam(self.model, 1e-3, self.mesh)
-        self.model.train()
-        self.metrics = train_lib.replicate(TrainMetrics.empty(), self.mesh)
-        self.batch_size = batch_size
-        self.step = nnx.jit(
-            train_lib.train_step.fun,
-            static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps", "recipe"),
-            donate_argnames=("model", "optimizer", "metrics"),
-            graph=graph,
-        )
-        self.calls = 0
-
-    def seconds_per_step(self, steps: int) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.metrics = self.step(
-                self.model,
-                self.optimizer,
-                self.metrics,
-                *self.data,
-                jnp.int32(self.calls % DATA_BATCHES),
-                batch_size=self.batch_size,
-                mesh=self.mesh,
-            )
-            self.calls += 1
-        jax.block_until_ready(self.metrics)
-        return (time.perf_counter() - start) / steps
+def jitted_step(graph: bool) -> Callable:
+    """`trainers.train.train_step`'s function under `nnx.jit` in graph or tree mode, with the
+    same static and donated arguments."""
+    return nnx.jit(
+        train_lib.train_step.fun,
+        static_argnames=train_lib.TRAIN_STEP_STATIC,
+        donate_argnames=train_lib.TRAIN_STEP_DONATED,
+        graph=graph,
+    )
 
 
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
-    steppers = {mode: Stepper(name, shape, args.batch_size, graph) for mode, graph in MODES.items()}
-    for stepper in steppers.values():
-        stepper.seconds_per_step(2)  # compiles, then one warm step
-    step_s = steppers["tree"].seconds_per_step(1)
+    sides = {
+        mode: JaxSide(name, shape, args.batch_size, train_step=jitted_step(graph))
+        for mode, graph in MODES.items()
+    }
+    for side in sides.values():
+        side.run(2)  # compiles, then one warm step
+    step_s = sides["tree"].run(1)
     steps = max(1, round(args.round_seconds / step_s))
     rounds: dict[str, list[float]] = {mode: [] for mode in MODES}
     for index in range(args.rounds):
         order = list(MODES) if index % 2 == 0 else list(reversed(MODES))
         for mode in order:
-            rounds[mode].append(steppers[mode].seconds_per_step(steps))
+            rounds[mode].append(sides[mode].run(steps))
     graph, tree = np.array(rounds["graph"]), np.array(rounds["tree"])
     return {
         "model": name,
@@ -133,10 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--batch-size and --rounds must be at least 1.")
     names = [name for name in args.models.split(",") if name]
     for name in names:
-        if name not in jax_models.names():
-            raise UserError(
-                f"Unknown model {name!r}; choose one of: {', '.join(jax_models.names())}."
-            )
+        jax_models.check_name(name)
     shape = DATASETS[args.dataset].image_shape
     results = {"machine": machine(), "dataset": args.dataset, "models": []}
     for name in names:

@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,7 +273,10 @@ def device_memory() -> dict | None:
 
 
 class JaxSide:
-    """The project's own train step on synthetic uint8 data held on the device."""
+    """The project's own train step on synthetic uint8 data held on the device.
+
+    `train_step` is `trainers.train.train_step` unless another jit of its function is given
+    (`benchmarks.jit_modes` compares two)."""
 
     def __init__(
         self,
@@ -280,7 +284,9 @@ class JaxSide:
         image_shape: tuple[int, int, int],
         batch_size: int,
         compute_dtype: str = "float32",
+        train_step: Callable = train_lib.train_step,
     ):
+        self.train_step = train_step
         self.batch_size = batch_size
         self.compute_dtype = compute_dtype
         self.mesh = train_lib.make_mesh()
@@ -311,10 +317,14 @@ class JaxSide:
             "compute_dtype": self.compute_dtype,
         }
 
+    def lower(self):
+        """The step lowered for this model, data and batch, not yet compiled."""
+        return self.train_step.lower(*self._args(), **self._static())
+
     def compile(self) -> dict:
         """Compiles the step (the calls that follow reuse it) and reads XLA's analyses."""
         start = time.perf_counter()
-        lowered = train_lib.train_step.lower(*self._args(), **self._static())
+        lowered = self.lower()
         compiled = lowered.compile()
         compile_s = time.perf_counter() - start
         flops = float(first(compiled.cost_analysis())["flops"])
@@ -343,7 +353,7 @@ class JaxSide:
         """Seconds per step over `steps` calls of `train_step`."""
         start = time.perf_counter()
         for _ in range(steps):
-            self.metrics = train_lib.train_step(*self._args(), **self._static())
+            self.metrics = self.train_step(*self._args(), **self._static())
             self.step += 1
         jax.block_until_ready(self.metrics)
         return (time.perf_counter() - start) / steps

@@ -10,8 +10,16 @@ from jax_models import (  # noqa: F401  (importing a model module registers its 
     xception,
 )
 from jax_models.complexity import complexity, count_params, forward_flops
-from jax_models.registry import create, names, register
+from jax_models.registry import check_name, create, names, register
 
 MODELS: tuple[str, ...] = names()
 
-__all__ = ["MODELS", "complexity", "count_params", "create", "forward_flops", "register"]
+__all__ = [
+    "MODELS",
+    "check_name",
+    "complexity",
+    "count_params",
+    "create",
+    "forward_flops",
+    "register",
+]

@@ -26,12 +26,17 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(_FACTORIES))
 
 
+def check_name(name: str) -> None:
+    """Refuses a name the registry does not hold, listing those it does."""
+    if name not in _FACTORIES:
+        raise UserError(f"Unknown model {name!r}; choose one of: {', '.join(names())}.")
+
+
 def create(
     name: str, *, num_classes: int, input_shape: tuple[int, int, int], seed: int = 0
 ) -> nnx.Module:
     """Builds model `name` for NHWC inputs of `input_shape` (H, W, C) with `num_classes` logits."""
-    if name not in _FACTORIES:
-        raise UserError(f"Unknown model {name!r}; choose one of: {', '.join(names())}.")
+    check_name(name)
     return _FACTORIES[name](
         num_classes=num_classes, input_shape=tuple(input_shape), rngs=nnx.Rngs(seed)
     )

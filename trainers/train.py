@@ -235,12 +235,16 @@ warnings.filterwarnings(
 )
 
 
+TRAIN_STEP_STATIC = ("batch_size", "mesh", "compute_dtype", "num_steps", "recipe")
 # Donating the state lets XLA write the updated weights, Adam moments and metrics over the old
 # ones instead of holding both (ResNet-18, batch 32: 454 MB -> 391 MB per step, same speed).
+TRAIN_STEP_DONATED = ("model", "optimizer", "metrics")
+
+
 @partial(
     nnx.jit,
-    static_argnames=("batch_size", "mesh", "compute_dtype", "num_steps", "recipe"),
-    donate_argnames=("model", "optimizer", "metrics"),
+    static_argnames=TRAIN_STEP_STATIC,
+    donate_argnames=TRAIN_STEP_DONATED,
     graph=False,
 )
 def train_step(
