@@ -1,14 +1,15 @@
 """Forms of convolution and max-pooling that XLA's CPU backend runs faster than its native ones.
 
 XLA:CPU differentiates `reduce_window` max-pooling through a slow `select_and_scatter`, feeds the
-kernel gradient of a 1x1 convolution through transposed copies of both operands, and runs
-depthwise convolutions and convolutions on maps smaller than their kernel in a slow generic
-loop. The functions here compute the same values (and gradients, up to float rounding) from
-slices, matmuls and elementwise maxima, sums and products instead. They pay for it in
-activation memory (every shifted view is kept for the backward pass) and would only slow down
-a GPU or TPU, whose native kernels have no such gaps, so `jax_models.blocks` selects them
-through `lax.platform_dependent` only where a program is lowered for the CPU. The measurements
-behind each form are in docs/performance.md.
+kernel gradient of a convolution through transposed copies of both operands (slow for a 1x1
+convolution, and for any convolution whose input outgrows the cache), and runs depthwise
+convolutions and convolutions on maps smaller than their kernel in a slow generic loop. The
+functions here compute the same values (and gradients, up to float rounding) from slices,
+matmuls and elementwise maxima, sums and products instead. They pay for it in activation
+memory (every shifted view is kept for the backward pass) and would only slow down a GPU or
+TPU, whose native kernels have no such gaps, so `jax_models.blocks` selects them through
+`lax.platform_dependent` only where a program is lowered for the CPU. The measurements behind
+each form are in docs/performance.md.
 """
 
 import functools
@@ -41,6 +42,75 @@ def _max_pool_1d(x: jax.Array, axis: int, window: int, stride: int) -> jax.Array
     return functools.reduce(jnp.maximum, views)
 
 
+# A stride-1 'SAME' dense convolution whose input has at least this many bytes gets the kernel
+# gradient of `tap_kernel_gradient_conv`: ResNet-18's, SENet-18's and VGG-16's 32x32 and 16x16
+# stages at batch 128 (docs/performance.md; smaller inputs, batch 32 among them, lose by it).
+TAP_KERNEL_GRADIENT_MIN_BYTES = 16 * 2**20
+
+
+def _same_padded(lhs: jax.Array, kernel_height: int, kernel_width: int) -> jax.Array:
+    """The NHWC input padded as a stride-1 'SAME' convolution pads it."""
+    top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
+    return jnp.pad(
+        lhs,
+        ((0, 0), (top, kernel_height - 1 - top), (left, kernel_width - 1 - left), (0, 0)),
+    )
+
+
+def _shifted_views(lhs: jax.Array, kernel_height: int, kernel_width: int) -> list[jax.Array]:
+    """Each kernel tap's view of the 'SAME'-padded NHWC input, taps in row-major order."""
+    height, width = lhs.shape[1:3]
+    padded = _same_padded(lhs, kernel_height, kernel_width)
+    return [
+        padded[:, i : i + height, j : j + width]
+        for i in range(kernel_height)
+        for j in range(kernel_width)
+    ]
+
+
+def _same_conv(lhs: jax.Array, rhs: jax.Array, precision) -> jax.Array:
+    return lax.conv_general_dilated(
+        lhs, rhs, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def tap_kernel_gradient_conv(lhs: jax.Array, rhs: jax.Array, precision=None) -> jax.Array:
+    """A stride-1 'SAME' dense convolution (NHWC, HWIO), native in its forward pass and input
+    gradient, whose kernel gradient is one matmul per kernel tap: the tap's shifted input
+    view, as (channels, batch x positions), times the output gradient as (batch x positions,
+    features). XLA:CPU's own kernel gradient is a convolution over the whole map fed by
+    transposed copies of both operands, which costs most once they outgrow the cache."""
+    return _same_conv(lhs, rhs, precision)
+
+
+def _tap_kernel_gradient_forward(lhs, rhs, precision):
+    return _same_conv(lhs, rhs, precision), (lhs, rhs)
+
+
+def _tap_kernel_gradient_backward(precision, residuals, grad):
+    lhs, rhs = residuals
+    # The convolution is linear in its input: its transpose is XLA's own input gradient.
+    transpose = jax.linear_transpose(lambda x: _same_conv(x, rhs, precision), lhs)
+    (input_grad,) = transpose(grad)
+    kernel_height, kernel_width = rhs.shape[:2]
+    batch, height, width, in_features = lhs.shape
+    padded = _same_padded(lhs, kernel_height, kernel_width)
+    rows = grad.reshape(-1, grad.shape[-1])
+
+    def tap(index: jax.Array) -> jax.Array:
+        start = (0, index // kernel_width, index % kernel_width, 0)
+        view = lax.dynamic_slice(padded, start, (batch, height, width, in_features))
+        return jnp.matmul(view.reshape(-1, in_features).T, rows, precision=precision)
+
+    # One tap at a time: unrolled, XLA:CPU would hold every tap's transposed view at once.
+    kernel_grad = lax.map(tap, jnp.arange(kernel_height * kernel_width))
+    return input_grad, kernel_grad.reshape(rhs.shape)
+
+
+tap_kernel_gradient_conv.defvjp(_tap_kernel_gradient_forward, _tap_kernel_gradient_backward)
+
+
 def tap_sum_conv(
     lhs: jax.Array,
     rhs: jax.Array,
@@ -55,7 +125,10 @@ def tap_sum_conv(
       (strided) input, whose kernel gradient is then a matmul too;
     - a stride-1 'SAME' depthwise convolution, and a dense one on a map smaller than its
       kernel: sums over kernel taps of shifted input views (times the tap's kernel row for a
-      depthwise convolution, matmuls with it for a dense one).
+      depthwise convolution, matmuls with it for a dense one);
+    - a stride-1 'SAME' dense convolution whose input has at least
+      `TAP_KERNEL_GRADIENT_MIN_BYTES`: `tap_kernel_gradient_conv`, native but for its kernel
+      gradient.
 
     Each is the same convolution, so parameters and outputs do not change (up to float
     rounding). Every other convolution is `lax.conv_general_dilated` itself.
@@ -74,18 +147,17 @@ def tap_sum_conv(
     depthwise = groups == in_features == out_features > 1 and kernel_in_features == 1
     dense_on_small_map = groups == 1 and (height < kernel_height or width < kernel_width)
     plain = padding == "SAME" and set(window_strides) == {1} and set(dilations) <= {1}
+    if plain and groups == 1 and not dense_on_small_map:
+        large = lhs.size * lhs.dtype.itemsize >= TAP_KERNEL_GRADIENT_MIN_BYTES
+        defaults = all(
+            kwargs.get(key) is None for key in ("preferred_element_type", "out_sharding")
+        )
+        if large and defaults:
+            return tap_kernel_gradient_conv(lhs, rhs, precision)
     if not (plain and (depthwise or dense_on_small_map)):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
-    top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
-    padded = jnp.pad(
-        lhs,
-        ((0, 0), (top, kernel_height - 1 - top), (left, kernel_width - 1 - left), (0, 0)),
-    )
-    taps = [
-        (padded[:, i : i + height, j : j + width], rhs[i, j])
-        for i in range(kernel_height)
-        for j in range(kernel_width)
-    ]
+    kernels = [rhs[i, j] for i in range(kernel_height) for j in range(kernel_width)]
+    taps = list(zip(_shifted_views(lhs, kernel_height, kernel_width), kernels, strict=True))
     if depthwise:
         return sum(view * kernel[0] for view, kernel in taps)
     return sum(jnp.matmul(view, kernel, precision=precision) for view, kernel in taps)

@@ -16,7 +16,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jax_models import MODELS, count_params, create
+from jax_models import MODELS, count_params, cpu_forms, create
 from jax_models.cpu_forms import shifted_view_max_pool, tap_sum_conv
 from jax_models.errors import UserError
 from scripts.model_table import family_text, model_families
@@ -166,6 +166,31 @@ def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups, stride, padd
     result = jax.value_and_grad(functools.partial(loss, tap_sum_conv), (0, 1))(x, k)
     for got, want in zip(jax.tree.leaves(result), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 2])
+def test_large_inputs_take_the_tap_kernel_gradient_of_the_same_convolution(kernel, monkeypatch):
+    x = jax.random.normal(jax.random.key(0), (3, 6, 7, 4))
+    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4, 5))
+    options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC")}
+
+    def loss(conv, x, k):
+        return jnp.sum(jnp.sin(conv(x, k, (1, 1), "SAME", **options)))
+
+    def conv_count(conv) -> int:
+        jaxpr = jax.make_jaxpr(jax.grad(functools.partial(loss, conv), (0, 1)))(x, k)
+        return str(jaxpr).count("conv_general_dilated[")
+
+    native = functools.partial(loss, jax.lax.conv_general_dilated)
+    expected = jax.value_and_grad(native, (0, 1))(x, k)
+    monkeypatch.setattr(cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", x.size * 4)
+    result = jax.value_and_grad(functools.partial(loss, tap_sum_conv), (0, 1))(x, k)
+    for got, want in zip(jax.tree.leaves(result), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Forward and input gradient stay convolutions; the kernel gradient became matmuls.
+    assert (conv_count(tap_sum_conv), conv_count(jax.lax.conv_general_dilated)) == (2, 3)
+    monkeypatch.setattr(cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", x.size * 4 + 1)
+    assert conv_count(tap_sum_conv) == 3  # a smaller input keeps XLA's kernel gradient
 
 
 @pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
