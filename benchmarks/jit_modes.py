@@ -20,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 import jax_models
-from benchmarks.throughput import JaxSide, load_average, machine
+from benchmarks.throughput import JaxSide, alternate, load_average, machine
 from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
@@ -43,23 +43,14 @@ def jitted_step(graph: bool) -> Callable:
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
     sides = {
         mode: JaxSide(name, shape, args.batch_size, train_step=jitted_step(graph))
-        for mode, graph in MODES.items()
+        for mode, graph in reversed(MODES.items())  # rounds sized by tree mode's step
     }
-    for side in sides.values():
-        side.run(2)  # compiles, then one warm step
-    step_s = sides["tree"].run(1)
-    steps = max(1, round(args.round_seconds / step_s))
-    rounds: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for index in range(args.rounds):
-        order = list(MODES) if index % 2 == 0 else list(reversed(MODES))
-        for mode in order:
-            rounds[mode].append(sides[mode].run(steps))
-    graph, tree = np.array(rounds["graph"]), np.array(rounds["tree"])
+    seconds = alternate(sides, args.rounds, args.round_seconds)
+    graph, tree = seconds["graph"], seconds["tree"]
     return {
         "model": name,
         "image_shape": list(shape),
         "batch_size": args.batch_size,
-        "steps_per_round": steps,
         "graph_ms_per_step": round(float(graph.min()) * 1e3, 3),
         "tree_ms_per_step": round(float(tree.min()) * 1e3, 3),
         "graph_over_tree_per_round": [round(float(r), 3) for r in graph / tree],

@@ -10,7 +10,15 @@ import torch
 from flax import nnx
 
 import jax_models
-from benchmarks import conv_routing, epoch_time, jit_modes, report, throughput, torch_models
+from benchmarks import (
+    conv_routing,
+    epoch_time,
+    jit_modes,
+    kernel_gradient,
+    report,
+    throughput,
+    torch_models,
+)
 from tests.fake_data import write_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,6 +188,25 @@ def test_jit_modes_cli_times_both_modes_of_the_train_step(tmp_path):
     (row,) = json.loads(out.read_text())["models"]
     assert row["graph_ms_per_step"] > 0 and row["tree_ms_per_step"] > 0
     assert len(row["graph_over_tree_per_round"]) == 2
+
+
+def test_kernel_gradient_cli_times_xla_against_the_tap_matmuls(tmp_path, monkeypatch):
+    # At batch 2 no input reaches the shipped threshold; at 1 byte every eligible one does.
+    monkeypatch.setattr(kernel_gradient.cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", 1)
+    out = tmp_path / "kernel_gradient.json"
+    kernel_gradient.main(
+        ["--models", "resnet20", "--dataset", "mnist", "--batch-size", "2", "--rounds", "2"]
+        + ["--round-seconds", "0", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())["models"]
+    assert row["min_bytes"] == 1
+    # resnet20's 3x3 convolutions: 17 of stride 1 (the stem's among them) now have tap-matmul
+    # kernel gradients, the 2 of stride 2 keep XLA's (its 1x1 shortcuts are matmuls anyway).
+    assert row["xla_kernel_gradient_convolutions"] == 19
+    assert row["taps_kernel_gradient_convolutions"] == 2
+    assert row["xla_ms_per_step"] > 0 and row["taps_ms_per_step"] > 0
+    assert len(row["xla_over_taps_per_round"]) == 2
+    assert kernel_gradient.cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES == 1  # restored
 
 
 # A hand-written optimised CPU program with one convolution on each route.

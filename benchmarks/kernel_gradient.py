@@ -1,0 +1,127 @@
+"""XLA:CPU's own kernel gradients against the tap-matmul ones of `jax_models.cpu_forms`.
+
+    python -m benchmarks.kernel_gradient --models resnet18,senet18,vgg16,googlenet \
+        --dataset cifar10 --json runs/bench/kernel_gradient_cifar10.json
+
+On the CPU, `cpu_forms.tap_sum_conv` gives every stride-1 'SAME' dense convolution whose input
+has at least `TAP_KERNEL_GRADIENT_MIN_BYTES` a kernel gradient of one matmul per kernel tap
+(`tap_kernel_gradient_conv`) instead of XLA's convolution over the whole map. This traces the
+project's train step twice, once with that threshold out of reach (XLA's kernel gradients
+everywhere) and once as shipped, counts the kernel-gradient convolutions left in each compiled
+program, and times both in alternating rounds in one process: each variant's best round, the
+median of the per-round ratios and XLA's memory for the step.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+import jax_models
+from benchmarks import conv_routing
+from benchmarks.throughput import JaxSide, alternate, load_average, machine
+from jax_models import cpu_forms
+from jax_models.errors import UserError
+from trainers import train as train_lib
+from trainers.data import DATASETS
+from trainers.errors import exit_on_user_error
+
+NEVER = 1 << 62  # bytes no input reaches
+
+
+def variant(name: str, shape: tuple[int, int, int], batch_size: int, threshold: int) -> tuple:
+    """A JaxSide whose step is traced and compiled with `threshold`, its memory and its count
+    of kernel-gradient convolutions. The threshold is read when the step is traced, so each
+    variant gets its own jit of the step function, traced here."""
+    shipped = cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES
+    cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = threshold
+    try:
+        step = nnx.jit(
+            train_lib.train_step.fun,
+            static_argnames=train_lib.TRAIN_STEP_STATIC,
+            donate_argnames=train_lib.TRAIN_STEP_DONATED,
+            graph=False,
+        )
+        side = JaxSide(name, shape, batch_size, train_step=step)
+        side.run(2)  # traces and compiles with this threshold; later calls reuse it
+        hlo = side.lower().compile().as_text()
+        peak = side.compile()["peak_bytes"]
+    finally:
+        cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = shipped
+    found = conv_routing.convolutions(hlo)
+    kernel_gradients = sum(conv.role == "kernel gradient" for conv in found)
+    return side, peak, kernel_gradients
+
+
+def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
+    thresholds = {"xla": NEVER, "taps": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES}
+    built = {key: variant(name, shape, args.batch_size, t) for key, t in thresholds.items()}
+    seconds = alternate({key: b[0] for key, b in built.items()}, args.rounds, args.round_seconds)
+    xla, taps = seconds["xla"], seconds["taps"]
+    return {
+        "model": name,
+        "image_shape": list(shape),
+        "batch_size": args.batch_size,
+        "min_bytes": thresholds["taps"],
+        "xla_kernel_gradient_convolutions": built["xla"][2],
+        "taps_kernel_gradient_convolutions": built["taps"][2],
+        "xla_ms_per_step": round(float(xla.min()) * 1e3, 3),
+        "taps_ms_per_step": round(float(taps.min()) * 1e3, 3),
+        "xla_over_taps_per_round": [round(float(r), 3) for r in xla / taps],
+        "median_xla_over_taps": round(float(np.median(xla / taps)), 3),
+        "xla_mb": round(built["xla"][1] / 2**20),
+        "taps_mb": round(built["taps"][1] / 2**20),
+        "load_average": load_average(),
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| model | dataset | kernel-gradient convolutions, XLA / taps | XLA ms/step | "
+        "taps ms/step | median round ratio | XLA MB | taps MB | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["models"]:
+        lines.append(
+            f"| {row['model']} | {results['dataset']} | "
+            f"{row['xla_kernel_gradient_convolutions']} / "
+            f"{row['taps_kernel_gradient_convolutions']} | {row['xla_ms_per_step']} | "
+            f"{row['taps_ms_per_step']} | {row['median_xla_over_taps']} | {row['xla_mb']} | "
+            f"{row['taps_mb']} | {row['load_average'][0]} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="resnet18,senet18,vgg16,googlenet")
+    parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--round-seconds", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1:
+        raise UserError("--batch-size and --rounds must be at least 1.")
+    names = [name for name in args.models.split(",") if name]
+    for name in names:
+        jax_models.check_name(name)
+    shape = DATASETS[args.dataset].image_shape
+    results = {"machine": machine(), "dataset": args.dataset, "models": []}
+    for name in names:
+        results["models"].append(compare(name, shape, args))
+        print(json.dumps(results["models"][-1]), flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)
