@@ -13,19 +13,15 @@ median of the per-round ratios and XLA's memory for the step.
 """
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 from flax import nnx
 
-import jax_models
-from benchmarks import conv_routing
-from benchmarks.throughput import JaxSide, alternate, load_average, machine
+from benchmarks import conv_routing, step_variants
+from benchmarks.step_variants import alternate
+from benchmarks.throughput import JaxSide, load_average
 from jax_models import cpu_forms
-from jax_models.errors import UserError
 from trainers import train as train_lib
-from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
 
 NEVER = 1 << 62  # bytes no input reaches
@@ -94,33 +90,12 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="resnet18,senet18,vgg16,googlenet")
-    parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--round-seconds", type=float, default=1.0)
-    parser.add_argument("--json", type=Path, help="write the results here")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.batch_size < 1 or args.rounds < 1:
-        raise UserError("--batch-size and --rounds must be at least 1.")
-    names = [name for name in args.models.split(",") if name]
-    for name in names:
-        jax_models.check_name(name)
-    shape = DATASETS[args.dataset].image_shape
-    results = {"machine": machine(), "dataset": args.dataset, "models": []}
-    for name in names:
-        results["models"].append(compare(name, shape, args))
-        print(json.dumps(results["models"][-1]), flush=True)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
+def main(argv: list[str] | None = None) -> dict:
+    description = __doc__.split("\n\n")[0]
+    args = step_variants.parse_args(
+        argv, description, models="resnet18,senet18,vgg16,googlenet", rounds=4
+    )
+    return step_variants.run(args, compare, markdown)
 
 
 if __name__ == "__main__":

@@ -371,22 +371,6 @@ class JaxSide:
         return after["peak_bytes_in_use"] - before.get("bytes_in_use", 0)
 
 
-def alternate(
-    sides: dict[str, "JaxSide"], rounds: int, round_seconds: float
-) -> dict[str, np.ndarray]:
-    """Seconds per step of each variant of the JAX step, per round, the variants' order
-    reversed every other round so that a burst of load falls on all of them. Each side is
-    compiled and warmed first; a round is about `round_seconds` of the first variant."""
-    for side in sides.values():
-        side.run(2)  # compiles, then one warm step
-    steps = max(1, round(round_seconds / next(iter(sides.values())).run(1)))
-    seconds: dict[str, list[float]] = {name: [] for name in sides}
-    for index in range(rounds):
-        for name in list(sides) if index % 2 == 0 else list(reversed(sides)):
-            seconds[name].append(sides[name].run(steps))
-    return {name: np.array(values) for name, values in seconds.items()}
-
-
 def first(cost):
     return cost[0] if isinstance(cost, list) else cost
 

@@ -1,0 +1,68 @@
+"""The harness of the benchmarks that time two variants of the project's JAX train step against
+each other (`benchmarks.jit_modes`, `benchmarks.kernel_gradient`): alternating rounds in one
+process, and the command line they share (models, input shape, batch, rounds, JSON)."""
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import jax_models
+from benchmarks.throughput import JaxSide, machine
+from jax_models.errors import UserError
+from trainers.data import DATASETS
+
+
+def alternate(
+    sides: dict[str, JaxSide], rounds: int, round_seconds: float
+) -> dict[str, np.ndarray]:
+    """Seconds per step of each variant, per round, the variants' order reversed every other
+    round so that a burst of load falls on all of them. Each side is compiled and warmed
+    first; a round is about `round_seconds` of the first variant."""
+    for side in sides.values():
+        side.run(2)  # compiles, then one warm step
+    steps = max(1, round(round_seconds / next(iter(sides.values())).run(1)))
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    for index in range(rounds):
+        for name in list(sides) if index % 2 == 0 else list(reversed(sides)):
+            seconds[name].append(sides[name].run(steps))
+    return {name: np.array(values) for name, values in seconds.items()}
+
+
+def parse_args(
+    argv: list[str] | None, description: str, models: str, rounds: int
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", default=models)
+    parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--round-seconds", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1:
+        raise UserError("--batch-size and --rounds must be at least 1.")
+    for name in args.models.split(","):
+        jax_models.check_name(name)
+    return args
+
+
+def run(
+    args: argparse.Namespace,
+    compare: Callable[[str, tuple[int, int, int], argparse.Namespace], dict],
+    markdown: Callable[[dict], str],
+) -> dict:
+    """`compare` for each model at the dataset's input shape; the JSON is rewritten after each
+    model, so a run stopped from outside keeps what it finished. Prints the table."""
+    shape = DATASETS[args.dataset].image_shape
+    results = {"machine": machine(), "dataset": args.dataset, "models": []}
+    for name in args.models.split(","):
+        results["models"].append(compare(name, shape, args))
+        print(json.dumps(results["models"][-1]), flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
+    return results
