@@ -53,6 +53,7 @@ MIB = 1 << 20
 
 
 def sha256(path: Path) -> str:
+    # Not trainers.download's: that module needs pooch and requests, which arrive as wheels.
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(MIB):
