@@ -43,8 +43,9 @@ def _max_pool_1d(x: jax.Array, axis: int, window: int, stride: int) -> jax.Array
 
 
 # A stride-1 'SAME' dense convolution whose input has at least this many bytes gets the kernel
-# gradient of `tap_kernel_gradient_conv`: ResNet-18's, SENet-18's and VGG-16's 32x32 and 16x16
-# stages at batch 128 (docs/performance.md; smaller inputs, batch 32 among them, lose by it).
+# gradient of `tap_kernel_gradient_conv`: at batch 128 and CIFAR-10 shapes, the 32x32 stages
+# and widest 16x16 ones of ResNet-18, SENet-18, VGG-16 and GoogLeNet (5 to 10 % faster steps,
+# docs/performance.md); smaller inputs, and batch 32, lost by it.
 TAP_KERNEL_GRADIENT_MIN_BYTES = 16 * 2**20
 
 
