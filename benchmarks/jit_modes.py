@@ -12,37 +12,22 @@ each mode's best round and the median of the per-round ratios.
 """
 
 import argparse
-from collections.abc import Callable
 
 import numpy as np
-from flax import nnx
 
 from benchmarks import step_variants
-from benchmarks.step_variants import alternate
 from benchmarks.throughput import JaxSide, load_average
-from trainers import train as train_lib
 from trainers.errors import exit_on_user_error
 
 MODES = {"graph": True, "tree": False}
 
 
-def jitted_step(graph: bool) -> Callable:
-    """`trainers.train.train_step`'s function under `nnx.jit` in graph or tree mode, with the
-    same static and donated arguments."""
-    return nnx.jit(
-        train_lib.train_step.fun,
-        static_argnames=train_lib.TRAIN_STEP_STATIC,
-        donate_argnames=train_lib.TRAIN_STEP_DONATED,
-        graph=graph,
-    )
-
-
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
     sides = {
-        mode: JaxSide(name, shape, args.batch_size, train_step=jitted_step(graph))
+        mode: JaxSide(name, shape, args.batch_size, train_step=step_variants.jitted_step(graph))
         for mode, graph in reversed(MODES.items())  # rounds sized by tree mode's step
     }
-    seconds = alternate(sides, args.rounds, args.round_seconds)
+    seconds = step_variants.alternate(sides, args.rounds, args.round_seconds)
     graph, tree = seconds["graph"], seconds["tree"]
     return {
         "model": name,

@@ -15,13 +15,10 @@ median of the per-round ratios and XLA's memory for the step.
 import argparse
 
 import numpy as np
-from flax import nnx
 
 from benchmarks import conv_routing, step_variants
-from benchmarks.step_variants import alternate
 from benchmarks.throughput import JaxSide, load_average
 from jax_models import cpu_forms
-from trainers import train as train_lib
 from trainers.errors import exit_on_user_error
 
 NEVER = 1 << 62  # bytes no input reaches
@@ -34,16 +31,10 @@ def variant(name: str, shape: tuple[int, int, int], batch_size: int, threshold: 
     shipped = cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES
     cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = threshold
     try:
-        step = nnx.jit(
-            train_lib.train_step.fun,
-            static_argnames=train_lib.TRAIN_STEP_STATIC,
-            donate_argnames=train_lib.TRAIN_STEP_DONATED,
-            graph=False,
-        )
-        side = JaxSide(name, shape, batch_size, train_step=step)
+        side = JaxSide(name, shape, batch_size, train_step=step_variants.jitted_step())
         side.run(2)  # traces and compiles with this threshold; later calls reuse it
-        hlo = side.lower().compile().as_text()
         peak = side.compile()["peak_bytes"]
+        hlo = side.executable.as_text()
     finally:
         cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = shipped
     found = conv_routing.convolutions(hlo)
@@ -54,7 +45,9 @@ def variant(name: str, shape: tuple[int, int, int], batch_size: int, threshold: 
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
     thresholds = {"xla": NEVER, "taps": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES}
     built = {key: variant(name, shape, args.batch_size, t) for key, t in thresholds.items()}
-    seconds = alternate({key: b[0] for key, b in built.items()}, args.rounds, args.round_seconds)
+    seconds = step_variants.alternate(
+        {key: b[0] for key, b in built.items()}, args.rounds, args.round_seconds
+    )
     xla, taps = seconds["xla"], seconds["taps"]
     return {
         "model": name,

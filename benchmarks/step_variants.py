@@ -8,11 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from flax import nnx
 
 import jax_models
 from benchmarks.throughput import JaxSide, machine
 from jax_models.errors import UserError
+from trainers import train as train_lib
 from trainers.data import DATASETS
+
+
+def jitted_step(graph: bool = False) -> Callable:
+    """A fresh `nnx.jit` of `trainers.train.train_step`'s function, with its static and donated
+    arguments, in graph or tree mode: a variant traced apart from the project's own jit."""
+    return nnx.jit(
+        train_lib.train_step.fun,
+        static_argnames=train_lib.TRAIN_STEP_STATIC,
+        donate_argnames=train_lib.TRAIN_STEP_DONATED,
+        graph=graph,
+    )
 
 
 def alternate(

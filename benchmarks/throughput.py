@@ -276,7 +276,7 @@ class JaxSide:
     """The project's own train step on synthetic uint8 data held on the device.
 
     `train_step` is `trainers.train.train_step` unless another jit of its function is given
-    (`benchmarks.jit_modes` compares two)."""
+    (`benchmarks.step_variants` times two against each other)."""
 
     def __init__(
         self,
@@ -287,6 +287,7 @@ class JaxSide:
         train_step: Callable = train_lib.train_step,
     ):
         self.train_step = train_step
+        self.executable = None  # the step as `compile` last compiled it
         self.batch_size = batch_size
         self.compute_dtype = compute_dtype
         self.mesh = train_lib.make_mesh()
@@ -327,6 +328,7 @@ class JaxSide:
         lowered = self.lower()
         compiled = lowered.compile()
         compile_s = time.perf_counter() - start
+        self.executable = compiled  # its optimised HLO, for the diagnostics that read it
         flops = float(first(compiled.cost_analysis())["flops"])
         flops_source = "XLA cost analysis of the compiled train step"
         # A backend that hands convolutions to library calls (cuDNN) may leave them out of the
