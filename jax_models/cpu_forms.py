@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 
@@ -112,6 +113,56 @@ def _tap_kernel_gradient_backward(precision, residuals, grad):
 tap_kernel_gradient_conv.defvjp(_tap_kernel_gradient_forward, _tap_kernel_gradient_backward)
 
 
+# XLA:CPU hands a convolution to YNNPACK only if it has more than 16 input or output features.
+# Eigen runs the narrower ones, slowest with few input features: `banded_matmul_conv` beat it
+# up to these widths (LeNet-5's convolutions, 3 to 16 features on 32x32 maps) and lost from 8
+# input features up (16 to 16 on 14x14 to 32x32 maps: 2 to 4 times slower).
+BANDED_MAX_IN_FEATURES = 6
+BANDED_MAX_OUT_FEATURES = 16
+# Output columns per row of `banded_matmul_conv`'s matmul: the fastest for LeNet-5's
+# convolutions at batch 128 (2, 3, 8, 14 and 28 were slower, docs/performance.md).
+BAND_COLUMNS = 4
+
+
+def banded_matmul_conv(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    padding: str | Sequence[tuple[int, int]],
+    precision=None,
+) -> jax.Array:
+    """A stride-1 dense convolution (NHWC, HWIO) as one matmul: each row of it is the receptive
+    field of `BAND_COLUMNS` neighbouring output pixels of one output row (kernel rows x
+    `BAND_COLUMNS` + kernel width - 1 columns x input features), and the matrix it multiplies
+    holds the kernel once per output pixel, shifted along that band. It computes
+    (`BAND_COLUMNS` + width - 1) / width times the convolution's FLOPs, in a matmul with
+    `BAND_COLUMNS` times its output features: the trade pays for convolutions too narrow for
+    XLA:CPU's fast path, whose gradients are then the matmul's own."""
+    kernel_height, kernel_width, in_features, out_features = rhs.shape
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
+    (top, bottom), (left, right) = padding
+    batch, height, width = lhs.shape[:3]
+    out_height = height + top + bottom - kernel_height + 1
+    out_width = width + left + right - kernel_width + 1
+    bands = -(-out_width // BAND_COLUMNS)
+    span = BAND_COLUMNS + kernel_width - 1
+    extra = bands * BAND_COLUMNS - out_width  # columns that only the last band reaches
+    padded = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right + extra), (0, 0)))
+    rows = jnp.stack([padded[:, i : i + out_height] for i in range(kernel_height)], axis=2)
+    fields = jnp.stack(
+        [rows[:, :, :, b * BAND_COLUMNS : b * BAND_COLUMNS + span] for b in range(bands)], axis=2
+    )
+    # shift[p, q, j] = 1 where field column p is kernel column j of output pixel q.
+    shift = np.stack([np.eye(span, BAND_COLUMNS, -j) for j in range(kernel_width)], axis=-1)
+    band = jnp.einsum("pqj,ijco->ipcqo", shift.astype(rhs.dtype), rhs)
+    out = jnp.matmul(
+        fields.reshape(-1, kernel_height * span * in_features),
+        band.reshape(kernel_height * span * in_features, BAND_COLUMNS * out_features),
+        precision=precision,
+    )
+    return out.reshape(batch, out_height, bands * BAND_COLUMNS, out_features)[:, :, :out_width]
+
+
 def tap_sum_conv(
     lhs: jax.Array,
     rhs: jax.Array,
@@ -119,11 +170,13 @@ def tap_sum_conv(
     padding: str | Sequence[tuple[int, int]],
     **kwargs,
 ) -> jax.Array:
-    """`lax.conv_general_dilated` for `nnx.Conv` on NHWC maps, except for three forms that XLA's
+    """`lax.conv_general_dilated` for `nnx.Conv` on NHWC maps, except for four forms that XLA's
     CPU backend runs slowly, computed here as matrix products or sums over kernel taps:
 
     - a 1x1 convolution (any stride, 'SAME' or 'VALID'): one matmul over the channel axis of the
       (strided) input, whose kernel gradient is then a matmul too;
+    - a stride-1 dense convolution with at most `BANDED_MAX_IN_FEATURES` input and
+      `BANDED_MAX_OUT_FEATURES` output features (any padding): `banded_matmul_conv`, one matmul;
     - a stride-1 'SAME' depthwise convolution, and a dense one on a map smaller than its
       kernel: sums over kernel taps of shifted input views (times the tap's kernel row for a
       depthwise convolution, matmuls with it for a dense one);
@@ -145,16 +198,17 @@ def tap_sum_conv(
         row_stride, column_stride = window_strides
         return jnp.matmul(lhs[:, ::row_stride, ::column_stride], rhs[0, 0], precision=precision)
     dilations = (*(kwargs.get("lhs_dilation") or ()), *(kwargs.get("rhs_dilation") or ()))
+    undilated_stride_1 = set(window_strides) == {1} and set(dilations) <= {1}
+    defaults = all(kwargs.get(key) is None for key in ("preferred_element_type", "out_sharding"))
+    narrow = in_features <= BANDED_MAX_IN_FEATURES and out_features <= BANDED_MAX_OUT_FEATURES
+    if narrow and groups == 1 and undilated_stride_1 and defaults:
+        return banded_matmul_conv(lhs, rhs, padding, precision)
     depthwise = groups == in_features == out_features > 1 and kernel_in_features == 1
     dense_on_small_map = groups == 1 and (height < kernel_height or width < kernel_width)
-    plain = padding == "SAME" and set(window_strides) == {1} and set(dilations) <= {1}
-    if plain and groups == 1 and not dense_on_small_map:
-        large = lhs.size * lhs.dtype.itemsize >= TAP_KERNEL_GRADIENT_MIN_BYTES
-        defaults = all(
-            kwargs.get(key) is None for key in ("preferred_element_type", "out_sharding")
-        )
-        if large and defaults:
-            return tap_kernel_gradient_conv(lhs, rhs, precision)
+    plain = padding == "SAME" and undilated_stride_1
+    large = lhs.size * lhs.dtype.itemsize >= TAP_KERNEL_GRADIENT_MIN_BYTES
+    if plain and groups == 1 and not dense_on_small_map and defaults and large:
+        return tap_kernel_gradient_conv(lhs, rhs, precision)
     if not (plain and (depthwise or dense_on_small_map)):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
     kernels = [rhs[i, j] for i in range(kernel_height) for j in range(kernel_width)]

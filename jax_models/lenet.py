@@ -14,7 +14,7 @@ digits do; 32x32 inputs see exactly the paper's layer sizes.
 import jax
 from flax import nnx
 
-from jax_models.blocks import flatten, max_pool, pooled_side
+from jax_models.blocks import conv, flatten, max_pool, pooled_side
 from jax_models.registry import register
 
 PAPER_INPUT_SIDE = 32
@@ -24,8 +24,10 @@ class LeNet5(nnx.Module):
     def __init__(self, *, num_classes: int, input_shape: tuple[int, int, int], rngs: nnx.Rngs):
         height, width, channels = input_shape
         padding = "SAME" if height < PAPER_INPUT_SIDE else "VALID"
-        self.c1 = nnx.Conv(channels, 6, (5, 5), padding=padding, rngs=rngs)
-        self.c3 = nnx.Conv(6, 16, (5, 5), padding="VALID", rngs=rngs)
+        self.c1 = nnx.Conv(
+            channels, 6, (5, 5), padding=padding, conv_general_dilated=conv, rngs=rngs
+        )
+        self.c3 = nnx.Conv(6, 16, (5, 5), padding="VALID", conv_general_dilated=conv, rngs=rngs)
         shrink = 0 if padding == "SAME" else 4
         s4_height = pooled_side(pooled_side(height - shrink, 2) - 4, 2)
         s4_width = pooled_side(pooled_side(width - shrink, 2) - 4, 2)

@@ -51,16 +51,20 @@ POOLS = {
 # The eval-mode forward pass lowered for the CPU before the forms became platform-dependent
 # (when `blocks` applied them everywhere), counted once: native convolutions, matmuls on
 # feature maps (1x1 convolutions, taps of dense tap sums) and shrinking slices (shifted views,
-# strided inputs of 1x1 convolutions). The CPU program must keep exactly these forms.
+# strided inputs of 1x1 convolutions). The CPU program must keep exactly these forms. Counted
+# again when convolutions of at most 6 to 16 features became banded matmuls (LeNet-5's two, the
+# 3x3 stems of ResNet-20, ResNet-56 and SE-ResNet-20): each is one native convolution fewer,
+# one more matmul (the band built from the rank-4 kernel) and more slices (its input field's
+# rows and columns).
 CPU_FORWARD = {
     "alexnet": (5, 0, 18),
     "googlenet": (19, 36, 66),
     "googlenet_s2": (17, 86, 172),
-    "lenet5": (2, 0, 8),
+    "lenet5": (0, 2, 29),
     "resnet18": (17, 3, 3),
-    "resnet20": (19, 2, 2),
-    "resnet56": (55, 2, 2),
-    "se_resnet20": (19, 2, 2),
+    "resnet20": (18, 3, 12),
+    "resnet56": (54, 3, 12),
+    "se_resnet20": (18, 3, 12),
     "senet18": (17, 3, 3),
     "vgg11": (6, 18, 56),
     "vgg11_bn": (6, 18, 56),

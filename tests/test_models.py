@@ -153,7 +153,8 @@ def test_every_model_is_documented_by_its_module():
 )
 def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups, stride, padding):
     x = jax.random.normal(jax.random.key(0), (2, side, side + 1, 4))
-    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4 // groups, 4 if groups > 1 else 6))
+    # 17 output features: too wide for the banded matmul, which the next test covers.
+    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4 // groups, 4 if groups > 1 else 17))
     options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC"), "feature_group_count": groups}
     strides = (stride, stride)
 
@@ -168,10 +169,64 @@ def test_tap_sum_conv_is_the_same_convolution(side, kernel, groups, stride, padd
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "shape, kernel, features, padding",
+    [
+        ((2, 32, 32, 3), (5, 5), 6, "VALID"),  # LeNet-5's C1 on CIFAR-10
+        ((2, 28, 28, 1), (5, 5), 6, "SAME"),  # ... and on MNIST
+        ((2, 14, 14, 6), (5, 5), 16, "VALID"),  # LeNet-5's C3
+        ((2, 5, 9, 4), (3, 2), 16, ((1, 0), (2, 3))),
+        ((2, 9, 11, 4), (3, 3), 5, "SAME_LOWER"),
+        ((2, 2, 3, 4), (3, 3), 6, "SAME"),  # fewer output columns than one band
+    ],
+)
+def test_narrow_convolutions_are_the_same_convolution_as_one_matmul(
+    shape, kernel, features, padding
+):
+    x = jax.random.normal(jax.random.key(0), shape)
+    fan_in = kernel[0] * kernel[1] * shape[-1]
+    k = jax.random.normal(jax.random.key(1), (*kernel, shape[-1], features)) / fan_in**0.5
+    options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC")}
+
+    def loss(conv, x, k):
+        return jnp.sum(jnp.sin(conv(x, k, (1, 1), padding, **options)))
+
+    expected = jax.value_and_grad(functools.partial(loss, jax.lax.conv_general_dilated), (0, 1))(
+        x, k
+    )
+    result = jax.value_and_grad(functools.partial(loss, tap_sum_conv), (0, 1))(x, k)
+    for got, want in zip(jax.tree.leaves(result), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    jaxpr = str(jax.make_jaxpr(jax.grad(functools.partial(loss, tap_sum_conv), (0, 1)))(x, k))
+    assert "conv_general_dilated[" not in jaxpr
+    # The matmul and its two gradients, the band built from the kernel and its transpose.
+    assert jaxpr.count("dot_general[") == 5
+
+
+@pytest.mark.parametrize(
+    "in_features, out_features",
+    [
+        (cpu_forms.BANDED_MAX_IN_FEATURES + 1, cpu_forms.BANDED_MAX_OUT_FEATURES),
+        (cpu_forms.BANDED_MAX_IN_FEATURES, cpu_forms.BANDED_MAX_OUT_FEATURES + 1),
+    ],
+)
+def test_one_more_feature_keeps_the_native_convolution(in_features, out_features):
+    x = jax.random.normal(jax.random.key(0), (2, 14, 14, in_features))
+    k = jax.random.normal(jax.random.key(1), (5, 5, in_features, out_features))
+    conv = functools.partial(
+        tap_sum_conv,
+        window_strides=(1, 1),
+        padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    jaxpr = jax.make_jaxpr(conv)(x, k)
+    assert "conv_general_dilated[" in str(jaxpr)
+
+
 @pytest.mark.parametrize("kernel", [3, 5, 2])
 def test_large_inputs_take_the_tap_kernel_gradient_of_the_same_convolution(kernel, monkeypatch):
     x = jax.random.normal(jax.random.key(0), (3, 6, 7, 4))
-    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4, 5))
+    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4, 17))
     options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC")}
 
     def loss(conv, x, k):
