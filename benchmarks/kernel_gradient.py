@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from benchmarks import conv_routing, step_variants
-from benchmarks.throughput import JaxSide, load_average
+from benchmarks.throughput import load_average
 from jax_models import cpu_forms
 from trainers.errors import exit_on_user_error
 
@@ -26,17 +26,10 @@ NEVER = 1 << 62  # bytes no input reaches
 
 def variant(name: str, shape: tuple[int, int, int], batch_size: int, threshold: int) -> tuple:
     """A JaxSide whose step is traced and compiled with `threshold`, its memory and its count
-    of kernel-gradient convolutions. The threshold is read when the step is traced, so each
-    variant gets its own jit of the step function, traced here."""
-    shipped = cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES
-    cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = threshold
-    try:
-        side = JaxSide(name, shape, batch_size, train_step=step_variants.jitted_step())
-        side.run(2)  # traces and compiles with this threshold; later calls reuse it
-        peak = side.compile()["peak_bytes"]
-        hlo = side.executable.as_text()
-    finally:
-        cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES = shipped
+    of kernel-gradient convolutions."""
+    side, peak, hlo = step_variants.traced_with(
+        name, shape, batch_size, cpu_forms, TAP_KERNEL_GRADIENT_MIN_BYTES=threshold
+    )
     found = conv_routing.convolutions(hlo)
     kernel_gradients = sum(conv.role == "kernel gradient" for conv in found)
     return side, peak, kernel_gradients

@@ -6,6 +6,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from flax import nnx
@@ -26,6 +27,25 @@ def jitted_step(graph: bool = False) -> Callable:
         donate_argnames=train_lib.TRAIN_STEP_DONATED,
         graph=graph,
     )
+
+
+def traced_with(
+    name: str, shape: tuple[int, int, int], batch_size: int, module: ModuleType, **settings
+) -> tuple[JaxSide, int, str]:
+    """A JaxSide whose step is traced and compiled with `module`'s constants set to `settings`
+    (the CPU forms read theirs when the step is traced, so each variant gets its own jit of the
+    step function, traced here; the constants are restored after), its memory in bytes and its
+    compiled program's text."""
+    shipped = {key: getattr(module, key) for key in settings}
+    for key, value in settings.items():
+        setattr(module, key, value)
+    try:
+        side = JaxSide(name, shape, batch_size, train_step=jitted_step())
+        side.run(2)  # traces and compiles with these settings; later calls reuse it
+        return side, side.compile()["peak_bytes"], side.executable.as_text()
+    finally:
+        for key, value in shipped.items():
+            setattr(module, key, value)
 
 
 def alternate(

@@ -1,5 +1,6 @@
 """The throughput benchmark: PyTorch twins match the JAX models, and both CLIs write their JSON."""
 
+import collections
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from flax import nnx
 
 import jax_models
 from benchmarks import (
+    banded_conv,
     conv_routing,
     epoch_time,
     jit_modes,
@@ -200,13 +202,29 @@ def test_kernel_gradient_cli_times_xla_against_the_tap_matmuls(tmp_path, monkeyp
     )
     (row,) = json.loads(out.read_text())["models"]
     assert row["min_bytes"] == 1
-    # resnet20's 3x3 convolutions: 17 of stride 1 (the stem's among them) now have tap-matmul
-    # kernel gradients, the 2 of stride 2 keep XLA's (its 1x1 shortcuts are matmuls anyway).
-    assert row["xla_kernel_gradient_convolutions"] == 19
+    # resnet20's 3x3 convolutions but its stem (a banded matmul): 16 of stride 1 now have
+    # tap-matmul kernel gradients, the 2 of stride 2 keep XLA's (its 1x1 shortcuts are matmuls).
+    assert row["xla_kernel_gradient_convolutions"] == 18
     assert row["taps_kernel_gradient_convolutions"] == 2
     assert row["xla_ms_per_step"] > 0 and row["taps_ms_per_step"] > 0
     assert len(row["xla_over_taps_per_round"]) == 2
     assert kernel_gradient.cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES == 1  # restored
+
+
+def test_banded_conv_cli_times_xla_against_the_banded_matmuls(tmp_path):
+    out = tmp_path / "banded.json"
+    banded_conv.main(
+        ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "2", "--rounds", "2"]
+        + ["--round-seconds", "0", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())["models"]
+    # LeNet-5's C1 and C3: Eigen runs their forward passes, C3's input gradient and, at batch
+    # 2, both kernel gradients (their features are the batch and the output channels); banded,
+    # none is left.
+    assert (row["xla_eigen_convolutions"], row["banded_eigen_convolutions"]) == (5, 0)
+    assert row["xla_ms_per_step"] > 0 and row["banded_ms_per_step"] > 0
+    assert len(row["xla_over_banded_per_round"]) == 2
+    assert banded_conv.cpu_forms.BANDED_MAX_IN_FEATURES == row["max_in_features"] > 0
 
 
 # A hand-written optimised CPU program with one convolution on each route.
@@ -232,14 +250,22 @@ def test_conv_routing_names_each_convolutions_library_and_why():
 
 def test_conv_routing_cli_reads_the_real_train_step(tmp_path):
     out = tmp_path / "routing.json"
-    argv = ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "2", "--json", str(out)]
+    argv = ["--models", "resnet20", "--dataset", "mnist", "--batch-size", "2", "--json", str(out)]
     conv_routing.main(argv)
     (row,) = json.loads(out.read_text())["models"]
-    roles = sorted(conv["role"] for conv in row["convolutions"])
-    # The first layer's input gradient is never computed: the image is not trained.
-    assert roles == ["forward", "forward", "input gradient", "kernel gradient", "kernel gradient"]
+    routed = collections.Counter((conv["role"], conv["route"]) for conv in row["convolutions"])
+    # ResNet-20's 3x3 convolutions but its stem (a banded matmul, whose input gradient the image
+    # does not need): 6 of 16 to 16 features, too narrow for YNNPACK, and 12 wider ones, two of
+    # them strided, whose input gradients (input dilation) fall back to Eigen as well.
+    assert routed == {
+        ("forward", "Eigen"): 6,
+        ("input gradient", "Eigen"): 6 + 2,
+        ("kernel gradient", "Eigen"): 6,
+        ("forward", "YNNPACK"): 12,
+        ("input gradient", "YNNPACK"): 12 - 2,
+        ("kernel gradient", "YNNPACK"): 12,
+    }
     for conv in row["convolutions"]:
-        # LeNet-5's 1->6 and 6->16 convolutions are too narrow for YNNPACK; at batch 2 so are
-        # their kernel gradients, whose features are the batch and the output channels.
-        assert conv["route"] == "Eigen"
-        assert any("both <= 16" in reason for reason in conv["refusals"])
+        if conv["route"] == "Eigen" and conv["role"] != "kernel gradient":
+            narrow = any("both <= 16" in reason for reason in conv["refusals"])
+            assert narrow or conv["refusals"][0].startswith("input dilation")
