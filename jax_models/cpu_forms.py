@@ -115,8 +115,9 @@ tap_kernel_gradient_conv.defvjp(_tap_kernel_gradient_forward, _tap_kernel_gradie
 
 # XLA:CPU hands a convolution to YNNPACK only if it has more than 16 input or output features.
 # Eigen runs the narrower ones, slowest with few input features: `banded_matmul_conv` beat it
-# up to these widths (LeNet-5's convolutions, 3 to 16 features on 32x32 maps) and lost from 8
-# input features up (16 to 16 on 14x14 to 32x32 maps: 2 to 4 times slower).
+# at these widths (LeNet-5's convolutions 2 to 5 times, 3 to 16 features on 32x32 maps by 15 %)
+# and lost from 8 input features up (16 to 16 on 14x14 to 32x32 maps: 2 to 4 times slower),
+# as it did for a 5x5 'SAME' 6-to-16 convolution on 32x32 maps, which no network here has.
 BANDED_MAX_IN_FEATURES = 6
 BANDED_MAX_OUT_FEATURES = 16
 # Output columns per row of `banded_matmul_conv`'s matmul: the fastest for LeNet-5's
