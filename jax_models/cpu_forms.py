@@ -135,9 +135,9 @@ def banded_matmul_conv(
     field of `BAND_COLUMNS` neighbouring output pixels of one output row (kernel rows x
     `BAND_COLUMNS` + kernel width - 1 columns x input features), and the matrix it multiplies
     holds the kernel once per output pixel, shifted along that band. It computes
-    (`BAND_COLUMNS` + width - 1) / width times the convolution's FLOPs, in a matmul with
-    `BAND_COLUMNS` times its output features: the trade pays for convolutions too narrow for
-    XLA:CPU's fast path, whose gradients are then the matmul's own."""
+    (`BAND_COLUMNS` + kernel width - 1) / kernel width times the convolution's FLOPs, in a
+    matmul with `BAND_COLUMNS` times its output features: the trade pays for convolutions too
+    narrow for XLA:CPU's fast path, whose gradients are then the matmul's own."""
     kernel_height, kernel_width, in_features, out_features = rhs.shape
     if isinstance(padding, str):
         padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
