@@ -4,7 +4,7 @@ process, and the command line they share (models, input shape, batch, rounds, JS
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -82,10 +82,25 @@ def parse_args(
     return args
 
 
+# A column of a benchmark's table: its header and the cell a result row gives it.
+Column = tuple[str, Callable[[dict], object]]
+
+
+def markdown(results: dict, columns: Sequence[Column]) -> str:
+    """The results as a table: model and dataset, the benchmark's `columns`, and the 1-minute
+    load average each model was measured under."""
+    headers = ["model", "dataset", *(header for header, _ in columns), "load"]
+    lines = ["| " + " | ".join(headers) + " |", "|---|---|" + "---:|" * (len(columns) + 1)]
+    for row in results["models"]:
+        cells = [row["model"], results["dataset"], *(cell(row) for _, cell in columns)]
+        lines.append("| " + " | ".join(map(str, [*cells, row["load_average"][0]])) + " |")
+    return "\n".join(lines)
+
+
 def run(
     args: argparse.Namespace,
     compare: Callable[[str, tuple[int, int, int], argparse.Namespace], dict],
-    markdown: Callable[[dict], str],
+    columns: Sequence[Column],
 ) -> dict:
     """`compare` for each model at the dataset's input shape; the JSON is rewritten after each
     model, so a run stopped from outside keeps what it finished. Prints the table."""
@@ -97,5 +112,5 @@ def run(
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")
-    print(markdown(results))
+    print(markdown(results, columns))
     return results

@@ -211,7 +211,7 @@ def test_kernel_gradient_cli_times_xla_against_the_tap_matmuls(tmp_path, monkeyp
     assert kernel_gradient.cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES == 1  # restored
 
 
-def test_banded_conv_cli_times_xla_against_the_banded_matmuls(tmp_path):
+def test_banded_conv_cli_times_xla_against_the_banded_matmuls(tmp_path, capsys):
     out = tmp_path / "banded.json"
     banded_conv.main(
         ["--models", "lenet5", "--dataset", "mnist", "--batch-size", "2", "--rounds", "2"]
@@ -225,6 +225,10 @@ def test_banded_conv_cli_times_xla_against_the_banded_matmuls(tmp_path):
     assert row["xla_ms_per_step"] > 0 and row["banded_ms_per_step"] > 0
     assert len(row["xla_over_banded_per_round"]) == 2
     assert banded_conv.cpu_forms.BANDED_MAX_IN_FEATURES == row["max_in_features"] > 0
+    table = capsys.readouterr().out.splitlines()[-3:]
+    assert table[0].startswith("| model | dataset | Eigen convolutions, XLA / banded |")
+    assert table[1] == "|---|---|" + "---:|" * 7
+    assert table[2].startswith(f"| lenet5 | mnist | 5 / 0 | {row['xla_ms_per_step']} |")
 
 
 # A hand-written optimised CPU program with one convolution on each route.
