@@ -14,8 +14,6 @@ the per-round ratios and XLA's memory for the step.
 
 import argparse
 
-import numpy as np
-
 from benchmarks import conv_routing, step_variants
 from benchmarks.throughput import load_average
 from jax_models import cpu_forms
@@ -35,10 +33,7 @@ def variant(name: str, shape: tuple[int, int, int], batch_size: int, max_in_feat
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
     limits = {"xla": 0, "banded": cpu_forms.BANDED_MAX_IN_FEATURES}
     built = {key: variant(name, shape, args.batch_size, limit) for key, limit in limits.items()}
-    seconds = step_variants.alternate(
-        {key: b[0] for key, b in built.items()}, args.rounds, args.round_seconds
-    )
-    xla, banded = seconds["xla"], seconds["banded"]
+    sides = {key: b[0] for key, b in built.items()}
     return {
         "model": name,
         "image_shape": list(shape),
@@ -48,10 +43,7 @@ def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) ->
         "band_columns": cpu_forms.BAND_COLUMNS,
         "xla_eigen_convolutions": built["xla"][2],
         "banded_eigen_convolutions": built["banded"][2],
-        "xla_ms_per_step": round(float(xla.min()) * 1e3, 3),
-        "banded_ms_per_step": round(float(banded.min()) * 1e3, 3),
-        "xla_over_banded_per_round": [round(float(r), 3) for r in xla / banded],
-        "median_xla_over_banded": round(float(np.median(xla / banded)), 3),
+        **step_variants.timed(sides, args, over=("xla", "banded")),
         "xla_mb": round(built["xla"][1] / 2**20, 1),
         "banded_mb": round(built["banded"][1] / 2**20, 1),
         "load_average": load_average(),

@@ -13,8 +13,6 @@ each mode's best round and the median of the per-round ratios.
 
 import argparse
 
-import numpy as np
-
 from benchmarks import step_variants
 from benchmarks.throughput import JaxSide, load_average
 from trainers.errors import exit_on_user_error
@@ -27,16 +25,11 @@ def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) ->
         mode: JaxSide(name, shape, args.batch_size, train_step=step_variants.jitted_step(graph))
         for mode, graph in reversed(MODES.items())  # rounds sized by tree mode's step
     }
-    seconds = step_variants.alternate(sides, args.rounds, args.round_seconds)
-    graph, tree = seconds["graph"], seconds["tree"]
     return {
         "model": name,
         "image_shape": list(shape),
         "batch_size": args.batch_size,
-        "graph_ms_per_step": round(float(graph.min()) * 1e3, 3),
-        "tree_ms_per_step": round(float(tree.min()) * 1e3, 3),
-        "graph_over_tree_per_round": [round(float(r), 3) for r in graph / tree],
-        "median_graph_over_tree": round(float(np.median(graph / tree)), 3),
+        **step_variants.timed(sides, args, over=("graph", "tree")),
         "load_average": load_average(),
     }
 

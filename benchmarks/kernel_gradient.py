@@ -14,8 +14,6 @@ median of the per-round ratios and XLA's memory for the step.
 
 import argparse
 
-import numpy as np
-
 from benchmarks import conv_routing, step_variants
 from benchmarks.throughput import load_average
 from jax_models import cpu_forms
@@ -38,10 +36,7 @@ def variant(name: str, shape: tuple[int, int, int], batch_size: int, threshold: 
 def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) -> dict:
     thresholds = {"xla": NEVER, "taps": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES}
     built = {key: variant(name, shape, args.batch_size, t) for key, t in thresholds.items()}
-    seconds = step_variants.alternate(
-        {key: b[0] for key, b in built.items()}, args.rounds, args.round_seconds
-    )
-    xla, taps = seconds["xla"], seconds["taps"]
+    sides = {key: b[0] for key, b in built.items()}
     return {
         "model": name,
         "image_shape": list(shape),
@@ -49,10 +44,7 @@ def compare(name: str, shape: tuple[int, int, int], args: argparse.Namespace) ->
         "min_bytes": thresholds["taps"],
         "xla_kernel_gradient_convolutions": built["xla"][2],
         "taps_kernel_gradient_convolutions": built["taps"][2],
-        "xla_ms_per_step": round(float(xla.min()) * 1e3, 3),
-        "taps_ms_per_step": round(float(taps.min()) * 1e3, 3),
-        "xla_over_taps_per_round": [round(float(r), 3) for r in xla / taps],
-        "median_xla_over_taps": round(float(np.median(xla / taps)), 3),
+        **step_variants.timed(sides, args, over=("xla", "taps")),
         "xla_mb": round(built["xla"][1] / 2**20),
         "taps_mb": round(built["taps"][1] / 2**20),
         "load_average": load_average(),

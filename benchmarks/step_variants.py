@@ -1,6 +1,7 @@
 """The harness of the benchmarks that time two variants of the project's JAX train step against
-each other (`benchmarks.jit_modes`, `benchmarks.kernel_gradient`): alternating rounds in one
-process, and the command line they share (models, input shape, batch, rounds, JSON)."""
+each other (`benchmarks.jit_modes`, `benchmarks.kernel_gradient`, `benchmarks.banded_conv`):
+alternating rounds in one process, the timings they report, the command line they share
+(models, input shape, batch, rounds, JSON) and their table."""
 
 import argparse
 import json
@@ -62,6 +63,22 @@ def alternate(
         for name in list(sides) if index % 2 == 0 else list(reversed(sides)):
             seconds[name].append(sides[name].run(steps))
     return {name: np.array(values) for name, values in seconds.items()}
+
+
+def timed(
+    sides: dict[str, JaxSide], args: argparse.Namespace, over: tuple[str, str]
+) -> dict[str, float | list[float]]:
+    """The variants timed in `alternate`'s rounds: each one's best round in ms per step, and
+    the `over` pair's ratio of step times per round and its median (above 1: the second is
+    faster)."""
+    seconds = alternate(sides, args.rounds, args.round_seconds)
+    numerator, denominator = over
+    ratios = seconds[numerator] / seconds[denominator]
+    return {
+        **{f"{name}_ms_per_step": round(float(s.min()) * 1e3, 3) for name, s in seconds.items()},
+        f"{numerator}_over_{denominator}_per_round": [round(float(r), 3) for r in ratios],
+        f"median_{numerator}_over_{denominator}": round(float(np.median(ratios)), 3),
+    }
 
 
 def parse_args(

@@ -52,11 +52,8 @@ TAP_KERNEL_GRADIENT_MIN_BYTES = 16 * 2**20
 
 def _same_padded(lhs: jax.Array, kernel_height: int, kernel_width: int) -> jax.Array:
     """The NHWC input padded as a stride-1 'SAME' convolution pads it."""
-    top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
-    return jnp.pad(
-        lhs,
-        ((0, 0), (top, kernel_height - 1 - top), (left, kernel_width - 1 - left), (0, 0)),
-    )
+    pads = lax.padtype_to_pads(lhs.shape[1:3], (kernel_height, kernel_width), (1, 1), "SAME")
+    return jnp.pad(lhs, ((0, 0), *pads, (0, 0)))
 
 
 def _shifted_views(lhs: jax.Array, kernel_height: int, kernel_width: int) -> list[jax.Array]:
