@@ -4,7 +4,9 @@
         --epochs runs/bench/epochs.json --doc docs/performance.md
 
 Only the part between the `<!-- measured:begin -->` and `<!-- measured:end -->` markers is
-replaced, so the prose around the tables (method, levers, conclusions) stays as written.
+replaced, so the prose around the tables (method, levers, conclusions) stays as written;
+`--section avx2` writes between `<!-- avx2:begin -->` and `<!-- avx2:end -->` instead (the
+tables of `benchmarks.throughput --max-isa avx2`).
 """
 
 import argparse
@@ -14,7 +16,9 @@ from pathlib import Path
 from jax_models.errors import UserError
 from trainers.errors import exit_on_user_error
 
-BEGIN, END = "<!-- measured:begin -->", "<!-- measured:end -->"
+
+def markers(section: str) -> tuple[str, str]:
+    return f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
 
 
 def tables_of(results: dict) -> list[dict]:
@@ -172,8 +176,22 @@ def machine_lines(machine: dict) -> list[str]:
         f"Machine: {cpu}, {machine['cpu_count']} cores{vector}{accelerator}; Python "
         f"{machine['python']}, JAX {machine['jax']} (jaxlib {machine['jaxlib']}), Flax "
         f"{machine['flax']}, optax {machine['optax']}, PyTorch {machine['torch']} "
-        f"({machine['torch_threads']} threads); XLA_FLAGS `{machine['xla_flags'] or 'unset'}`.",
+        f"({machine['torch_threads']} threads); XLA_FLAGS `{machine['xla_flags'] or 'unset'}`"
+        f"{isa_caps(machine)}.",
     ]
+
+
+def isa_caps(machine: dict) -> str:
+    """The libraries' code-path switches the run set (`--max-isa`), as the machine line's end."""
+    caps = [f"`{key}={value}`" for key, value in machine.get("isa_switches", {}).items()]
+    if machine.get("ynnpack_arch_flags"):
+        caps.append(f"YNNPACK's CPU flags set to {machine['ynnpack_arch_flags']}")
+    if not caps:
+        return ""
+    return (
+        f"; code paths capped: {', '.join(caps)} (PyTorch's reported capability: "
+        f"{machine.get('torch_cpu_capability', 'n/a')})"
+    )
 
 
 def render(throughput: list[dict], epochs: dict | None) -> str:
@@ -195,16 +213,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--throughput", nargs="+", required=True, help="benchmarks.throughput JSON")
     parser.add_argument("--epochs", help="benchmarks.epoch_time JSON")
     parser.add_argument("--doc", default="docs/performance.md")
+    parser.add_argument("--section", default="measured", help="the doc's markers to write between")
     args = parser.parse_args(argv)
     doc = Path(args.doc)
     text = doc.read_text()
-    if text.count(BEGIN) != 1 or text.count(END) != 1:
-        raise UserError(f"{doc} needs one {BEGIN} and one {END} line around the tables.")
+    begin, end = markers(args.section)
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise UserError(f"{doc} needs one {begin} and one {end} line around the tables.")
     throughput = [json.loads(Path(p).read_text()) for p in args.throughput]
     epochs = json.loads(Path(args.epochs).read_text()) if args.epochs else None
-    head, rest = text.split(BEGIN)
-    tail = rest.split(END)[1]
-    doc.write_text(f"{head}{BEGIN}\n{render(throughput, epochs)}\n{END}{tail}")
+    head, rest = text.split(begin)
+    tail = rest.split(end)[1]
+    doc.write_text(f"{head}{begin}\n{render(throughput, epochs)}\n{end}{tail}")
 
 
 if __name__ == "__main__":

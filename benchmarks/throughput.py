@@ -58,7 +58,7 @@ import optax
 import torch
 
 import jax_models
-from benchmarks import report, torch_models
+from benchmarks import isa_cap, report, torch_models
 from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
@@ -157,6 +157,8 @@ def machine(device: torch.device | None = None) -> dict:
         "jax_device_count": jax.device_count(),
         "torch_device": str(device),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_switches": {key: os.environ[key] for key in isa_cap.LIBRARY_ENV if key in os.environ},
     }
     if device.type == "cuda":
         info |= {
@@ -780,6 +782,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "on a GPU",
     )
     parser.add_argument(
+        "--max-isa",
+        choices=isa_cap.MAX_ISA_CHOICES,
+        default="native",
+        help="avx2: run every library's AVX2 code paths on a CPU with AVX-512 (emulates an "
+        "AVX2-only CPU's kernels, not its hardware; benchmarks/isa_cap.py)",
+    )
+    parser.add_argument(
         "--budget-s",
         type=float,
         default=0.0,
@@ -827,7 +836,13 @@ def check_args(args: argparse.Namespace) -> list[str]:
 class Run:
     """The plan's state: its tables, what was skipped or failed, and the JSON it rewrites."""
 
-    def __init__(self, args: argparse.Namespace, argv: list[str] | None, device: torch.device):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        argv: list[str] | None,
+        device: torch.device,
+        ynnpack: isa_cap.YnnpackFlags | None = None,
+    ):
         self.args = args
         self.device = device
         self.models = check_args(args)
@@ -856,6 +871,7 @@ class Run:
         self.load_before = load_average()
         self.machine = machine(device)
         self.budget = Budget(args.budget_s)
+        self.ynnpack = ynnpack
         # The device's peak memory counter is one for the process: time XLA's big matmul after
         # the rows where the device keeps one, so that it does not hide the models' peaks.
         self.peak_after_rows = device_memory() is not None
@@ -966,6 +982,13 @@ class Run:
                 )
         return tables
 
+    def ynnpack_record(self) -> dict:
+        """Under `--max-isa avx2`, the CPU flags YNNPACK ran with, read back from the library."""
+        if self.ynnpack is None:
+            return {}
+        flags = self.ynnpack.read()
+        return {"ynnpack_arch_flags": None if flags is None else hex(flags)}
+
     def write(self, pending: list[Unit], final: bool = False) -> dict:
         common = {
             "command": self.command,
@@ -973,7 +996,7 @@ class Run:
             "Adam)",
             "load_average_before": self.load_before,
             "load_average_after": load_average(),
-            "machine": self.machine,
+            "machine": self.machine | self.ynnpack_record(),
             "torch_device": str(self.device),
             "peak_sizes": self.peak_sizes,
             "budget_s": self.args.budget_s,
@@ -1004,6 +1027,15 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     args = parse_args(argv)
     check_args(args)
+    ynnpack = None
+    if args.max_isa == "avx2":
+        if jax_on_accelerator():
+            raise UserError("--max-isa avx2 caps CPU code paths; JAX runs on an accelerator.")
+        ynnpack = isa_cap.enter(
+            "benchmarks.throughput",
+            sys.argv[1:] if argv is None else argv,
+            cpu_vector_extensions(),
+        )
     device = torch_device(args.torch_device)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1015,7 +1047,7 @@ def main(argv: list[str] | None = None) -> dict:
             "compare different devices.",
             file=sys.stderr,
         )
-    run = Run(args, argv, device)
+    run = Run(args, argv, device, ynnpack)
     results = run.run()
     for table in results.get("tables", [results]):
         if not table["models"]:
