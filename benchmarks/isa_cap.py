@@ -153,15 +153,35 @@ def check_cpu(vector_extensions: Sequence[str]) -> None:
         )
 
 
-def enter(module: str, argv: Sequence[str], vector_extensions: Sequence[str]) -> YnnpackFlags:
-    """Caps this process at AVX2: re-executes `python -m module argv` with the libraries'
-    switches in its environment unless they are there already (they are read when each library
-    starts), then caps YNNPACK. Returns the handle that reads YNNPACK's flags back."""
+def main_module() -> str:
+    """The `benchmarks.*` module this process runs as (`python -m`), to re-execute it."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is None or not spec.name.startswith("benchmarks."):
+        raise UserError(
+            "--max-isa avx2 starts its command again: run it as `python -m benchmarks.<name>`."
+        )
+    return spec.name
+
+
+def enter(argv: Sequence[str], vector_extensions: Sequence[str]) -> YnnpackFlags:
+    """Caps this process at AVX2: re-executes its `python -m benchmarks.<name> argv` with the
+    libraries' switches in its environment unless they are there already (each library reads
+    its own when it starts), then caps YNNPACK. Returns the handle that reads YNNPACK's flags
+    back."""
     check_cpu(vector_extensions)
     if not environ_capped(os.environ):
+        module = main_module()
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, [sys.executable, "-m", module, *argv], capped_environ(os.environ))
     ynnpack = YnnpackFlags()
     ynnpack.cap()
     return ynnpack
+
+
+def record(ynnpack: YnnpackFlags | None) -> dict:
+    """For a result's machine record: the CPU flags YNNPACK ran with, when it was capped."""
+    if ynnpack is None:
+        return {}
+    flags = ynnpack.read()
+    return {"ynnpack_arch_flags": None if flags is None else hex(flags)}

@@ -5,6 +5,7 @@ alternating rounds in one process, the timings they report, the command line the
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -13,7 +14,8 @@ import numpy as np
 from flax import nnx
 
 import jax_models
-from benchmarks.throughput import JaxSide, machine
+from benchmarks import isa_cap
+from benchmarks.throughput import JaxSide, cpu_vector_extensions, machine
 from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
@@ -91,11 +93,22 @@ def parse_args(
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--round-seconds", type=float, default=1.0)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--max-isa",
+        choices=isa_cap.MAX_ISA_CHOICES,
+        default="native",
+        help="avx2: the libraries' AVX2 code paths on a CPU with AVX-512 (benchmarks/isa_cap.py)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.rounds < 1:
         raise UserError("--batch-size and --rounds must be at least 1.")
     for name in args.models.split(","):
         jax_models.check_name(name)
+    args.ynnpack = None
+    if args.max_isa == "avx2":
+        args.ynnpack = isa_cap.enter(
+            sys.argv[1:] if argv is None else argv, cpu_vector_extensions()
+        )
     return args
 
 
@@ -122,7 +135,11 @@ def run(
     """`compare` for each model at the dataset's input shape; the JSON is rewritten after each
     model, so a run stopped from outside keeps what it finished. Prints the table."""
     shape = DATASETS[args.dataset].image_shape
-    results = {"machine": machine(), "dataset": args.dataset, "models": []}
+    results = {
+        "machine": machine() | isa_cap.record(args.ynnpack),
+        "dataset": args.dataset,
+        "models": [],
+    }
     for name in args.models.split(","):
         results["models"].append(compare(name, shape, args))
         print(json.dumps(results["models"][-1]), flush=True)

@@ -982,13 +982,6 @@ class Run:
                 )
         return tables
 
-    def ynnpack_record(self) -> dict:
-        """Under `--max-isa avx2`, the CPU flags YNNPACK ran with, read back from the library."""
-        if self.ynnpack is None:
-            return {}
-        flags = self.ynnpack.read()
-        return {"ynnpack_arch_flags": None if flags is None else hex(flags)}
-
     def write(self, pending: list[Unit], final: bool = False) -> dict:
         common = {
             "command": self.command,
@@ -996,7 +989,7 @@ class Run:
             "Adam)",
             "load_average_before": self.load_before,
             "load_average_after": load_average(),
-            "machine": self.machine | self.ynnpack_record(),
+            "machine": self.machine | isa_cap.record(self.ynnpack),
             "torch_device": str(self.device),
             "peak_sizes": self.peak_sizes,
             "budget_s": self.args.budget_s,
@@ -1031,11 +1024,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.max_isa == "avx2":
         if jax_on_accelerator():
             raise UserError("--max-isa avx2 caps CPU code paths; JAX runs on an accelerator.")
-        ynnpack = isa_cap.enter(
-            "benchmarks.throughput",
-            sys.argv[1:] if argv is None else argv,
-            cpu_vector_extensions(),
-        )
+        ynnpack = isa_cap.enter(sys.argv[1:] if argv is None else argv, cpu_vector_extensions())
     device = torch_device(args.torch_device)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

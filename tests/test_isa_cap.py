@@ -148,3 +148,25 @@ def test_report_writes_a_named_section_and_leaves_the_other(tmp_path):
     assert "kept" in text and "old" not in text and text.endswith("<!-- avx2:end -->\nc\n")
     assert "code paths capped: `ATEN_CPU_CAPABILITY=avx2`" in text
     assert "YNNPACK's CPU flags set to 0x7f" in text
+
+
+@needs_avx2
+def test_step_variant_benchmarks_take_the_cap_too(tmp_path):
+    out = tmp_path / "banded.json"
+    command = [sys.executable, "-m", "benchmarks.banded_conv", "--models", "lenet5"]
+    command += ["--dataset", "mnist", "--batch-size", "8", "--rounds", "1"]
+    command += ["--round-seconds", "0", "--json", str(out), "--max-isa", "avx2"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    machine = json.loads(out.read_text())["machine"]
+    assert machine["ynnpack_arch_flags"] == "0x7f" and machine["torch_cpu_capability"] == "AVX2"
+
+
+@needs_avx2
+def test_the_cap_refuses_to_restart_a_process_that_is_not_a_benchmark(tmp_path):
+    # In-process (here: under pytest) there is no `python -m benchmarks.<name>` to start again.
+    with pytest.raises(UserError, match="run it as `python -m benchmarks.<name>`"):
+        throughput.main(
+            ["--models", "lenet5", "--json", str(tmp_path / "x.json"), "--max-isa", "avx2"]
+        )
+    assert not (tmp_path / "x.json").exists()
