@@ -119,35 +119,46 @@ def test_throughput_cli_records_the_capped_code_paths(tmp_path):
     assert "code paths capped" in report.machine_lines(machine)[0]
 
 
-def test_report_writes_a_named_section_and_leaves_the_other(tmp_path):
-    machine = throughput.machine(torch.device("cpu"))
-    assert "code paths capped" not in report.machine_lines(machine)[0]
-    table = {
-        "machine": machine | {"isa_switches": isa_cap.LIBRARY_ENV, "ynnpack_arch_flags": "0x7f"},
+def results_file(path: Path, machine: dict, dataset: str) -> str:
+    """A throughput JSON with no rows: the report's machine lines and sections only."""
+    results = {
+        "machine": machine,
         "image_shape": [28, 28, 1],
         "batch_size": 8,
-        "dataset": "mnist",
-        "command": "python -m benchmarks.throughput --max-isa avx2",
+        "dataset": dataset,
+        "command": "python -m benchmarks.throughput",
         "load_average_before": [0.5],
         "load_average_after": [0.6],
         "peak_gflops": 100.0,
         "models": [],
     }
-    (tmp_path / "avx2.json").write_text(json.dumps(table))
+    path.write_text(json.dumps(results))
+    return str(path)
+
+
+def test_report_writes_a_named_section_and_leaves_the_other(tmp_path):
+    native = throughput.machine(torch.device("cpu"))
+    capped = native | {"isa_switches": isa_cap.LIBRARY_ENV, "ynnpack_arch_flags": "0x7f"}
+    assert "code paths capped" not in report.machine_lines(native)[0]
+    runs = [
+        results_file(tmp_path / "native.json", native, "mnist"),
+        results_file(tmp_path / "capped_mnist.json", capped, "mnist"),
+        results_file(tmp_path / "capped_cifar10.json", capped, "cifar10"),
+    ]
+    argv = ["--throughput", *runs, "--doc", str(tmp_path / "doc.md"), "--section", "avx2"]
     doc = tmp_path / "doc.md"
     doc.write_text("a\n<!-- measured:begin -->\nkept\n<!-- measured:end -->\nb\n")
     with pytest.raises(UserError, match="<!-- avx2:begin -->"):
-        report.main(
-            ["--throughput", str(tmp_path / "avx2.json"), "--doc", str(doc), "--section", "avx2"]
-        )
+        report.main(argv)
     doc.write_text(doc.read_text() + "<!-- avx2:begin -->\nold\n<!-- avx2:end -->\nc\n")
-    report.main(
-        ["--throughput", str(tmp_path / "avx2.json"), "--doc", str(doc), "--section", "avx2"]
-    )
+    report.main(argv)
     text = doc.read_text()
     assert "kept" in text and "old" not in text and text.endswith("<!-- avx2:end -->\nc\n")
-    assert "code paths capped: `ATEN_CPU_CAPABILITY=avx2`" in text
-    assert "YNNPACK's CPU flags set to 0x7f" in text
+    # One machine line per change of machine: the native run's, then the capped runs' one.
+    machine_lines = [line for line in text.splitlines() if line.startswith("Machine:")]
+    assert len(machine_lines) == 2 and "code paths capped" not in machine_lines[0]
+    assert "code paths capped: `ATEN_CPU_CAPABILITY=avx2`" in machine_lines[1]
+    assert "YNNPACK's CPU flags set to 0x7f" in machine_lines[1]
 
 
 @needs_avx2
