@@ -59,6 +59,7 @@ import torch
 
 import jax_models
 from benchmarks import isa_cap, report, torch_models
+from jax_models import cpu_forms
 from jax_models.errors import UserError
 from trainers import train as train_lib
 from trainers.data import DATASETS
@@ -159,6 +160,9 @@ def machine(device: torch.device | None = None) -> dict:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "isa_switches": {key: os.environ[key] for key in isa_cap.LIBRARY_ENV if key in os.environ},
+        # Which CPU forms the JAX step takes where they depend on the CPU's kernels.
+        "x86_kernels": cpu_forms.x86_kernels(),
+        "tap_kernel_gradient_min_bytes": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES,
     }
     if device.type == "cuda":
         info |= {

@@ -13,7 +13,10 @@ each form are in docs/performance.md.
 """
 
 import functools
+import os
+import platform
 from collections.abc import Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -43,11 +46,42 @@ def _max_pool_1d(x: jax.Array, axis: int, window: int, stride: int) -> jax.Array
     return functools.reduce(jnp.maximum, views)
 
 
+CAPPED_BELOW_AVX512 = ("SSE4_2", "AVX", "AVX2")
+
+
+def x86_kernels(
+    cpuinfo: Path = Path("/proc/cpuinfo"), xla_flags: str | None = None, machine: str = ""
+) -> str | None:
+    """Which x86 kernels XLA's convolutions run on here: 'avx512' where the CPU's flags (Linux's
+    /proc/cpuinfo) include avx512f and `--xla_cpu_max_isa` does not cap XLA below it (as
+    `benchmarks.throughput --max-isa avx2` does), else 'avx2' (also where the flags cannot be
+    read); None on a CPU that is not x86-64."""
+    if (machine or platform.machine()).lower() not in ("x86_64", "amd64"):
+        return None
+    flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+    caps = {f"--XLA_CPU_MAX_ISA={isa}" for isa in CAPPED_BELOW_AVX512}
+    capped = any(flag.upper() in caps for flag in flags.split())
+    try:
+        avx512 = "avx512f" in cpuinfo.read_text().split()
+    except OSError:
+        avx512 = False
+    return "avx512" if avx512 and not capped else "avx2"
+
+
 # A stride-1 'SAME' dense convolution whose input has at least this many bytes gets the kernel
-# gradient of `tap_kernel_gradient_conv`: at batch 128 and CIFAR-10 shapes, the 32x32 stages
-# and widest 16x16 ones of ResNet-18, SENet-18, VGG-16 and GoogLeNet (5 to 10 % faster steps,
-# docs/performance.md); smaller inputs, and batch 32, lost by it.
-TAP_KERNEL_GRADIENT_MIN_BYTES = 16 * 2**20
+# gradient of `tap_kernel_gradient_conv` (docs/performance.md). With AVX-512 kernels: from 16
+# MiB, at batch 128 and CIFAR-10 shapes the 32x32 stages and widest 16x16 ones of ResNet-18,
+# SENet-18, VGG-16 and GoogLeNet (5 to 10 % faster steps); smaller inputs, and batch 32, lost
+# by it. YNNPACK's AVX2 kernels run XLA's kernel gradients far slower (ResNet-18's 32x32 one at
+# batch 128: 6 GFLOP/s against 41), so there the taps start at 4 MiB. CPUs that are not x86
+# keep the threshold measured first.
+TAP_KERNEL_GRADIENT_MIN_BYTES_AVX2 = 4 * 2**20
+TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE = 16 * 2**20
+TAP_KERNEL_GRADIENT_MIN_BYTES = (
+    TAP_KERNEL_GRADIENT_MIN_BYTES_AVX2
+    if x86_kernels() == "avx2"
+    else TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE
+)
 
 
 def _same_padded(lhs: jax.Array, kernel_height: int, kernel_width: int) -> jax.Array:

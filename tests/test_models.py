@@ -248,6 +248,33 @@ def test_large_inputs_take_the_tap_kernel_gradient_of_the_same_convolution(kerne
     assert conv_count(tap_sum_conv) == 3  # a smaller input keeps XLA's kernel gradient
 
 
+def test_the_kernel_gradient_threshold_follows_the_cpus_kernels(tmp_path):
+    # YNNPACK's AVX2 kernels run XLA's kernel gradients far slower than its AVX-512 ones
+    # (docs/performance.md), so an x86 CPU without AVX-512 takes the tap matmuls from 4 MiB.
+    avx512, avx2 = tmp_path / "avx512", tmp_path / "avx2"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
+    x86 = {"xla_flags": "", "machine": "x86_64"}
+    assert cpu_forms.x86_kernels(avx512, **x86) == "avx512"
+    assert cpu_forms.x86_kernels(avx2, **x86) == "avx2"
+    assert cpu_forms.x86_kernels(tmp_path / "absent", **x86) == "avx2"
+    # XLA capped at AVX2 (benchmarks' --max-isa avx2) counts as an AVX2 CPU; a cap at or above
+    # AVX-512 does not.
+    capped = {"machine": "AMD64", "xla_flags": "--xla_cpu_enable_fast_math=false"}
+    assert cpu_forms.x86_kernels(avx512, **capped) == "avx512"
+    capped["xla_flags"] += " --xla_cpu_max_isa=avx2"
+    assert cpu_forms.x86_kernels(avx512, **capped) == "avx2"
+    vnni = {"machine": "x86_64", "xla_flags": "--xla_cpu_max_isa=AVX512_VNNI"}
+    assert cpu_forms.x86_kernels(avx512, **vnni) == "avx512"
+    assert cpu_forms.x86_kernels(avx512, xla_flags="", machine="aarch64") is None
+    this_cpu = {
+        "avx2": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_AVX2,
+        "avx512": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE,
+        None: cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE,
+    }[cpu_forms.x86_kernels()]
+    assert this_cpu == cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES
+
+
 @pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
 def test_shifted_view_max_pool_matches_the_native_pooling(side, window, stride):
     x = jax.random.normal(jax.random.key(0), (2, side, side + 1, 3))
