@@ -6,7 +6,7 @@ CPU's flags, and each but one has a switch to pick as on a narrower CPU: XLA's c
 `--xla_cpu_max_isa`, PyTorch's ATen `ATEN_CPU_CAPABILITY`, oneDNN `ONEDNN_MAX_CPU_ISA`, MKL
 `MKL_ENABLE_INSTRUCTIONS`. YNNPACK, which runs most of XLA's convolutions, has none: it asks
 cpuinfo once and keeps the answer in a function-local static of
-`ynn::get_supported_arch_flags()`. `cap_ynnpack` writes the AVX2 set there, and marks it
+`ynn::get_supported_arch_flags()`. `YnnpackFlags.cap` writes the AVX2 set there, and marks it
 initialised, before YNNPACK first runs; the static is found through the symbol table of jaxlib's
 shared library, and the value is read back after the run to show it held.
 
@@ -15,6 +15,7 @@ ratio that stays put when capped clears the code paths and points at the micro-a
 Linux on x86-64 only, and only where the CPU has AVX2 and FMA itself.
 """
 
+import ctypes
 import mmap
 import os
 import struct
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import jax
 import jaxlib
 import numpy as np
 
@@ -115,10 +117,6 @@ class YnnpackFlags:
     """YNNPACK's cached CPU flags in this process, and the guard that says they are set."""
 
     def __init__(self, library: Path = YNNPACK_LIBRARY):
-        import ctypes
-
-        import jax  # noqa: F401  (loads the library)
-
         symbols = elf_symbols(library, (YNNPACK_FLAGS_SYMBOL, YNNPACK_GUARD_SYMBOL))
         if len(symbols) != 2:
             raise UserError(
@@ -169,6 +167,8 @@ def enter(argv: Sequence[str], vector_extensions: Sequence[str]) -> YnnpackFlags
     its own when it starts), then caps YNNPACK. Returns the handle that reads YNNPACK's flags
     back."""
     check_cpu(vector_extensions)
+    if jax.default_backend() != "cpu":
+        raise UserError("--max-isa avx2 caps CPU code paths; JAX runs on an accelerator here.")
     if not environ_capped(os.environ):
         module = main_module()
         sys.stdout.flush()

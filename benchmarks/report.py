@@ -198,9 +198,11 @@ def render(throughput: list[dict], epochs: dict | None) -> str:
     """The runs' tables, each run under its machine line where it differs from the one before
     (the same CPU with and without `--max-isa avx2`, say)."""
     lines: list[str] = []
-    for index, results in enumerate(throughput):
-        if index == 0 or throughput[index - 1]["machine"] != results["machine"]:
+    previous_machine = None
+    for results in throughput:
+        if results["machine"] != previous_machine:
             lines += machine_lines(results["machine"]) + [""]
+            previous_machine = results["machine"]
         tables = [table for table in tables_of(results) if table["models"]]
         for index, table in enumerate(tables):
             lines += throughput_table(table, command=index == 0) + [""]

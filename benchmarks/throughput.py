@@ -1026,8 +1026,6 @@ def main(argv: list[str] | None = None) -> dict:
     check_args(args)
     ynnpack = None
     if args.max_isa == "avx2":
-        if jax_on_accelerator():
-            raise UserError("--max-isa avx2 caps CPU code paths; JAX runs on an accelerator.")
         ynnpack = isa_cap.enter(sys.argv[1:] if argv is None else argv, cpu_vector_extensions())
     device = torch_device(args.torch_device)
     out = Path(args.json)
