@@ -16,7 +16,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jax_models import MODELS, count_params, cpu_forms, create
+from jax_models import MODELS, complexity, count_params, cpu_forms, create
 from jax_models.cpu_forms import shifted_view_max_pool, tap_sum_conv
 from jax_models.errors import UserError
 from scripts.model_table import family_text, model_families
@@ -246,6 +246,15 @@ def test_large_inputs_take_the_tap_kernel_gradient_of_the_same_convolution(kerne
     assert (conv_count(tap_sum_conv), conv_count(jax.lax.conv_general_dilated)) == (2, 3)
     monkeypatch.setattr(cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", x.size * 4 + 1)
     assert conv_count(tap_sum_conv) == 3  # a smaller input keeps XLA's kernel gradient
+
+
+def test_complexity_counts_the_model_not_the_cpu_forms():
+    # LeNet-5's multiply-adds on 32x32x3 (C1, C3, three dense layers), two FLOPs each; XLA adds
+    # biases, activations and pools. The banded matmuls the CPU runs multiply zeros as well
+    # (1.8 times the count), which must not change the model's complexity.
+    multiply_adds = 28 * 28 * 6 * 75 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10
+    flops = complexity("lenet5", (32, 32, 3))["flops"]
+    assert 2 * multiply_adds <= flops < 1.03 * 2 * multiply_adds
 
 
 def test_the_kernel_gradient_threshold_follows_the_cpus_kernels(tmp_path):
