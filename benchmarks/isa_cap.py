@@ -15,6 +15,7 @@ ratio that stays put when capped clears the code paths and points at the micro-a
 Linux on x86-64 only, and only where the CPU has AVX2 and FMA itself.
 """
 
+import argparse
 import ctypes
 import mmap
 import os
@@ -185,3 +186,24 @@ def record(ynnpack: YnnpackFlags | None) -> dict:
         return {}
     flags = ynnpack.read()
     return {"ynnpack_arch_flags": None if flags is None else hex(flags)}
+
+
+def add_argument(parser: argparse.ArgumentParser) -> None:
+    """`--max-isa`, as every benchmark that takes it spells it."""
+    parser.add_argument(
+        "--max-isa",
+        choices=MAX_ISA_CHOICES,
+        default="native",
+        help="avx2: run every library's AVX2 code paths on a CPU with AVX-512 (emulates an "
+        "AVX2-only CPU's kernels, not its hardware; benchmarks/isa_cap.py)",
+    )
+
+
+def apply(
+    max_isa: str, argv: Sequence[str] | None, vector_extensions: Sequence[str]
+) -> YnnpackFlags | None:
+    """`--max-isa`'s choice: nothing for native; for avx2, `enter` with this process's command
+    line (`argv`, or sys.argv's where a `main` was given none)."""
+    if max_isa == "native":
+        return None
+    return enter(sys.argv[1:] if argv is None else argv, vector_extensions)

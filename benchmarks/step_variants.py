@@ -5,7 +5,6 @@ alternating rounds in one process, the timings they report, the command line the
 
 import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -93,22 +92,13 @@ def parse_args(
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--round-seconds", type=float, default=1.0)
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument(
-        "--max-isa",
-        choices=isa_cap.MAX_ISA_CHOICES,
-        default="native",
-        help="avx2: the libraries' AVX2 code paths on a CPU with AVX-512 (benchmarks/isa_cap.py)",
-    )
+    isa_cap.add_argument(parser)
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.rounds < 1:
         raise UserError("--batch-size and --rounds must be at least 1.")
     for name in args.models.split(","):
         jax_models.check_name(name)
-    args.ynnpack = None
-    if args.max_isa == "avx2":
-        args.ynnpack = isa_cap.enter(
-            sys.argv[1:] if argv is None else argv, cpu_vector_extensions()
-        )
+    args.ynnpack = isa_cap.apply(args.max_isa, argv, cpu_vector_extensions())
     return args
 
 

@@ -328,17 +328,22 @@ class JaxSide:
             "compute_dtype": self.compute_dtype,
         }
 
+    def trace(self):
+        """The step traced for this model, data and batch, not yet lowered."""
+        return self.train_step.trace(*self._args(), **self._static())
+
     def lower(self):
         """The step lowered for this model, data and batch, not yet compiled."""
-        return self.train_step.lower(*self._args(), **self._static())
+        return self.trace().lower()
 
     def compile(self) -> dict:
         """Compiles the step (the calls that follow reuse it) and reads XLA's analyses."""
         start = time.perf_counter()
-        compiled = self.lower().compile()
+        traced = self.trace()
+        compiled = traced.lower().compile()
         compile_s = time.perf_counter() - start
         self.executable = compiled  # its optimised HLO, for the diagnostics that read it
-        flops = native_forms_flops(self.train_step.trace(*self._args(), **self._static()))
+        flops = native_forms_flops(traced)  # the same trace, lowered for the native forms
         memory = compiled.memory_analysis()
         peak = (
             memory.argument_size_in_bytes
@@ -778,13 +783,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="time torch.compile as a second PyTorch row; auto: when JAX and PyTorch both run "
         "on a GPU",
     )
-    parser.add_argument(
-        "--max-isa",
-        choices=isa_cap.MAX_ISA_CHOICES,
-        default="native",
-        help="avx2: run every library's AVX2 code paths on a CPU with AVX-512 (emulates an "
-        "AVX2-only CPU's kernels, not its hardware; benchmarks/isa_cap.py)",
-    )
+    isa_cap.add_argument(parser)
     parser.add_argument(
         "--budget-s",
         type=float,
@@ -1016,9 +1015,7 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     args = parse_args(argv)
     check_args(args)
-    ynnpack = None
-    if args.max_isa == "avx2":
-        ynnpack = isa_cap.enter(sys.argv[1:] if argv is None else argv, cpu_vector_extensions())
+    ynnpack = isa_cap.apply(args.max_isa, argv, cpu_vector_extensions())
     device = torch_device(args.torch_device)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
