@@ -15,6 +15,11 @@ compiled, from shapes alone (so the same on every x86 CPU, with or without AVX-5
   the canonical order only in a program's entry computation (so kernel gradients inside a loop
   body land here, jax-ml/jax#12868).
 
+The project's steps compile on the CPU with YNNPACK's convolutions switched off
+(`trainers.xla_options`: they run on one core at the study's channel counts), so there Eigen
+runs what YNNPACK would have taken, reported as switched off; with XLA_FLAGS setting
+`--xla_cpu_experimental_ynn_fusion_type` the user's choice holds instead.
+
 This compiles `trainers.train.train_step` for each model on the CPU, reads every convolution of
 the optimised program, and reports its role (forward, input gradient, kernel gradient), its
 FLOPs, where it runs, and for those outside YNNPACK the conditions they fail. It times
@@ -42,6 +47,7 @@ YNN_MIN_FEATURES = 16
 HEADER = re.compile(r"^(?:ENTRY )?%([\w.\-]+) \(.*\{$")
 INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[([\d,]*)\]\S* ([\w\-]+)\((.*)$")
 ROUTES = ("YNNPACK", "Eigen", "XLA loop emitter")
+SWITCHED_OFF = "YNNPACK's convolutions switched off (trainers.xla_options)"
 
 
 @dataclass
@@ -161,6 +167,8 @@ def convolutions(hlo: str) -> list[Convolution]:
             else:
                 route = "Eigen"
             failed = [] if route == "YNNPACK" else refusals(lhs, rhs, out, dim_labels, window)
+            if route == "Eigen" and not failed:
+                failed = [SWITCHED_OFF]
             found.append(
                 Convolution(name, role, route, failed, lhs, rhs, out, dim_labels, window, gflops)
             )
@@ -168,8 +176,9 @@ def convolutions(hlo: str) -> list[Convolution]:
 
 
 def compiled_step_hlo(name: str, shape: tuple[int, int, int], batch_size: int) -> str:
-    """The optimised HLO of the project's train step for `name`, compiled for the CPU."""
-    return JaxSide(name, shape, batch_size).lower().compile().as_text()
+    """The optimised HLO of the project's train step for `name`, compiled for the CPU as
+    training compiles it (with `trainers.xla_options`)."""
+    return JaxSide(name, shape, batch_size).compiled().as_text()
 
 
 def summary(found: list[Convolution]) -> dict[str, dict[str, float]]:

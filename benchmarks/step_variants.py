@@ -10,23 +10,27 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
-from flax import nnx
 
 import jax_models
 from benchmarks import isa_cap
 from benchmarks.throughput import JaxSide, cpu_vector_extensions, machine
 from jax_models.errors import UserError
 from trainers import train as train_lib
+from trainers import xla_options
 from trainers.data import DATASETS
 
 
-def jitted_step(graph: bool = False) -> Callable:
-    """A fresh `nnx.jit` of `trainers.train.train_step`'s function, with its static and donated
-    arguments, in graph or tree mode: a variant traced apart from the project's own jit."""
-    return nnx.jit(
+def jitted_step(
+    graph: bool = False, options: Callable[[str], dict[str, str]] = xla_options.compiler_options
+) -> Callable:
+    """A fresh jit of `trainers.train.train_step`'s function, with its static and donated
+    arguments, in graph or tree mode, compiled with `options` (the project's by default): a
+    variant traced apart from the project's own jit."""
+    return xla_options.jit(
         train_lib.train_step.fun,
         static_argnames=train_lib.TRAIN_STEP_STATIC,
         donate_argnames=train_lib.TRAIN_STEP_DONATED,
+        options=options,
         graph=graph,
     )
 

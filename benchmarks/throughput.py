@@ -332,15 +332,15 @@ class JaxSide:
         """The step traced for this model, data and batch, not yet lowered."""
         return self.train_step.trace(*self._args(), **self._static())
 
-    def lower(self):
-        """The step lowered for this model, data and batch, not yet compiled."""
-        return self.trace().lower()
+    def compiled(self):
+        """The step as its calls run it, compiled with the platform's options."""
+        return self.train_step.executable(*self._args(), **self._static())
 
     def compile(self) -> dict:
         """Compiles the step (the calls that follow reuse it) and reads XLA's analyses."""
         start = time.perf_counter()
         traced = self.trace()
-        compiled = traced.lower().compile()
+        compiled = self.compiled()
         compile_s = time.perf_counter() - start
         self.executable = compiled  # its optimised HLO, for the diagnostics that read it
         flops = native_forms_flops(traced)  # the same trace, lowered for the native forms

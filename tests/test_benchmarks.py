@@ -14,6 +14,7 @@ import jax_models
 from benchmarks import (
     banded_conv,
     conv_routing,
+    cpu_convolutions,
     epoch_time,
     jit_modes,
     kernel_gradient,
@@ -22,6 +23,7 @@ from benchmarks import (
     torch_models,
 )
 from tests.fake_data import write_idx_dataset
+from trainers import xla_options
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = {"cifar10": (32, 32, 3), "mnist": (28, 28, 1)}
@@ -259,17 +261,40 @@ def test_conv_routing_cli_reads_the_real_train_step(tmp_path):
     (row,) = json.loads(out.read_text())["models"]
     routed = collections.Counter((conv["role"], conv["route"]) for conv in row["convolutions"])
     # ResNet-20's 3x3 convolutions but its stem (a banded matmul, whose input gradient the image
-    # does not need): 6 of 16 to 16 features, too narrow for YNNPACK, and 12 wider ones, two of
-    # them strided, whose input gradients (input dilation) fall back to Eigen as well.
+    # does not need), all in Eigen as the project compiles the step: 6 of 16 to 16 features,
+    # too narrow for YNNPACK, two strided ones' input gradients (input dilation), and 12 wider
+    # ones whose forward pass, kernel gradient and (but the two) input gradient YNNPACK would
+    # take by XLA's default.
     assert routed == {
-        ("forward", "Eigen"): 6,
-        ("input gradient", "Eigen"): 6 + 2,
-        ("kernel gradient", "Eigen"): 6,
-        ("forward", "YNNPACK"): 12,
-        ("input gradient", "YNNPACK"): 12 - 2,
-        ("kernel gradient", "YNNPACK"): 12,
+        ("forward", "Eigen"): 18,
+        ("input gradient", "Eigen"): 16,
+        ("kernel gradient", "Eigen"): 18,
     }
+    switched_off = collections.Counter(
+        conv["role"]
+        for conv in row["convolutions"]
+        if conv["refusals"] == [conv_routing.SWITCHED_OFF]
+    )
+    assert switched_off == {"forward": 12, "input gradient": 10, "kernel gradient": 12}
     for conv in row["convolutions"]:
-        if conv["route"] == "Eigen" and conv["role"] != "kernel gradient":
+        if conv["refusals"] != [conv_routing.SWITCHED_OFF] and conv["role"] != "kernel gradient":
             narrow = any("both <= 16" in reason for reason in conv["refusals"])
             assert narrow or conv["refusals"][0].startswith("input dilation")
+
+
+def test_cpu_convolutions_cli_times_ynnpack_against_eigen(tmp_path, capsys):
+    out = tmp_path / "cpu_convolutions.json"
+    cpu_convolutions.main(
+        ["--models", "resnet20", "--dataset", "mnist", "--batch-size", "2", "--rounds", "2"]
+        + ["--round-seconds", "0", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())["models"]
+    # The 12 forward passes and kernel gradients and 10 input gradients YNNPACK takes by XLA's
+    # default (test_conv_routing_cli_reads_the_real_train_step) go to Eigen.
+    assert (row["ynnpack_ynnpack_convolutions"], row["ynnpack_eigen_convolutions"]) == (34, 18)
+    assert (row["eigen_ynnpack_convolutions"], row["eigen_eigen_convolutions"]) == (0, 52)
+    assert row["compiler_options"] == xla_options.CPU_COMPILER_OPTIONS
+    assert row["ynnpack_ms_per_step"] > 0 and row["eigen_ms_per_step"] > 0
+    assert len(row["ynnpack_over_eigen_per_round"]) == 2
+    table = capsys.readouterr().out.splitlines()[-3:]
+    assert table[2].startswith("| resnet20 | mnist | 34 / 18 | 0 / 52 |")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 import jax_models
 from jax_models.errors import UserError
-from trainers import metric_writer, recipes
+from trainers import metric_writer, recipes, xla_options
 from trainers.augment import augment
 from trainers.checkpoint import Checkpointer, checkpoint_dir
 from trainers.data import DatasetInfo, Split, load_dataset
@@ -242,7 +242,7 @@ TRAIN_STEP_DONATED = ("model", "optimizer", "metrics")
 
 
 @partial(
-    nnx.jit,
+    xla_options.jit,
     static_argnames=TRAIN_STEP_STATIC,
     donate_argnames=TRAIN_STEP_DONATED,
     graph=False,
@@ -302,7 +302,7 @@ def train_step(
     return metrics
 
 
-@partial(nnx.jit, static_argnames=("batch_size", "mesh"), graph=False)
+@partial(xla_options.jit, static_argnames=("batch_size", "mesh"), graph=False)
 def eval_step(
     model: nnx.Module,
     images: jax.Array,
