@@ -1,5 +1,5 @@
 """The harness of the benchmarks that time two variants of the project's JAX train step against
-each other (`benchmarks.jit_modes`, `benchmarks.kernel_gradient`, `benchmarks.banded_conv`):
+each other (`benchmarks.jit_modes`, `benchmarks.banded_conv`, `benchmarks.cpu_convolutions`):
 alternating rounds in one process, the timings they report, the command line they share
 (models, input shape, batch, rounds, JSON) and their table."""
 

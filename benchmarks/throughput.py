@@ -59,10 +59,10 @@ import torch
 
 import jax_models
 from benchmarks import isa_cap, report, torch_models
-from jax_models import cpu_forms
 from jax_models.complexity import native_forms_flops
 from jax_models.errors import UserError
 from trainers import train as train_lib
+from trainers import xla_options
 from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
 from trainers.metrics import TrainMetrics
@@ -164,9 +164,8 @@ def machine(device: torch.device | None = None) -> dict:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "isa_switches": {key: os.environ[key] for key in isa_cap.LIBRARY_ENV if key in os.environ},
-        # Which CPU forms the JAX step takes where they depend on the CPU's kernels.
-        "x86_kernels": cpu_forms.x86_kernels(),
-        "tap_kernel_gradient_min_bytes": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES,
+        # What the JAX step compiles with on this platform (trainers.xla_options).
+        "xla_compiler_options": xla_options.compiler_options(jax.default_backend()),
     }
     if device.type == "cuda":
         info |= {

@@ -223,31 +223,6 @@ def test_one_more_feature_keeps_the_native_convolution(in_features, out_features
     assert "conv_general_dilated[" in str(jaxpr)
 
 
-@pytest.mark.parametrize("kernel", [3, 5, 2])
-def test_large_inputs_take_the_tap_kernel_gradient_of_the_same_convolution(kernel, monkeypatch):
-    x = jax.random.normal(jax.random.key(0), (3, 6, 7, 4))
-    k = jax.random.normal(jax.random.key(1), (kernel, kernel, 4, 17))
-    options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC")}
-
-    def loss(conv, x, k):
-        return jnp.sum(jnp.sin(conv(x, k, (1, 1), "SAME", **options)))
-
-    def conv_count(conv) -> int:
-        jaxpr = jax.make_jaxpr(jax.grad(functools.partial(loss, conv), (0, 1)))(x, k)
-        return str(jaxpr).count("conv_general_dilated[")
-
-    native = functools.partial(loss, jax.lax.conv_general_dilated)
-    expected = jax.value_and_grad(native, (0, 1))(x, k)
-    monkeypatch.setattr(cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", x.size * 4)
-    result = jax.value_and_grad(functools.partial(loss, tap_sum_conv), (0, 1))(x, k)
-    for got, want in zip(jax.tree.leaves(result), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    # Forward and input gradient stay convolutions; the kernel gradient became matmuls.
-    assert (conv_count(tap_sum_conv), conv_count(jax.lax.conv_general_dilated)) == (2, 3)
-    monkeypatch.setattr(cpu_forms, "TAP_KERNEL_GRADIENT_MIN_BYTES", x.size * 4 + 1)
-    assert conv_count(tap_sum_conv) == 3  # a smaller input keeps XLA's kernel gradient
-
-
 def test_complexity_counts_the_model_not_the_cpu_forms():
     # LeNet-5's multiply-adds on 32x32x3 (C1, C3, three dense layers), two FLOPs each; XLA adds
     # biases, activations and pools. The banded matmuls the CPU runs multiply zeros as well
@@ -255,33 +230,6 @@ def test_complexity_counts_the_model_not_the_cpu_forms():
     multiply_adds = 28 * 28 * 6 * 75 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10
     flops = complexity("lenet5", (32, 32, 3))["flops"]
     assert 2 * multiply_adds <= flops < 1.03 * 2 * multiply_adds
-
-
-def test_the_kernel_gradient_threshold_follows_the_cpus_kernels(tmp_path):
-    # YNNPACK's AVX2 kernels run XLA's kernel gradients far slower than its AVX-512 ones
-    # (docs/performance.md), so an x86 CPU without AVX-512 takes the tap matmuls from 4 MiB.
-    avx512, avx2 = tmp_path / "avx512", tmp_path / "avx2"
-    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw\n")
-    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
-    x86 = {"xla_flags": "", "machine": "x86_64"}
-    assert cpu_forms.x86_kernels(avx512, **x86) == "avx512"
-    assert cpu_forms.x86_kernels(avx2, **x86) == "avx2"
-    assert cpu_forms.x86_kernels(tmp_path / "absent", **x86) == "avx2"
-    # XLA capped at AVX2 (benchmarks' --max-isa avx2) counts as an AVX2 CPU; a cap at or above
-    # AVX-512 does not.
-    capped = {"machine": "AMD64", "xla_flags": "--xla_cpu_enable_fast_math=false"}
-    assert cpu_forms.x86_kernels(avx512, **capped) == "avx512"
-    capped["xla_flags"] += " --xla_cpu_max_isa=avx2"
-    assert cpu_forms.x86_kernels(avx512, **capped) == "avx2"
-    vnni = {"machine": "x86_64", "xla_flags": "--xla_cpu_max_isa=AVX512_VNNI"}
-    assert cpu_forms.x86_kernels(avx512, **vnni) == "avx512"
-    assert cpu_forms.x86_kernels(avx512, xla_flags="", machine="aarch64") is None
-    this_cpu = {
-        "avx2": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_AVX2,
-        "avx512": cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE,
-        None: cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES_OTHERWISE,
-    }[cpu_forms.x86_kernels()]
-    assert this_cpu == cpu_forms.TAP_KERNEL_GRADIENT_MIN_BYTES
 
 
 @pytest.mark.parametrize("side, window, stride", [(7, 3, 2), (8, 3, 2), (7, 2, 2), (4, 3, 1)])
