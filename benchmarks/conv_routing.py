@@ -38,6 +38,7 @@ import jax
 import jax_models
 from benchmarks.throughput import JaxSide
 from jax_models.errors import UserError
+from trainers import xla_options
 from trainers.data import DATASETS
 from trainers.errors import exit_on_user_error
 
@@ -124,8 +125,10 @@ def _role(window: str, out: dict[str, int], line: str) -> str:
     return "input gradient" if op_name and "transpose(" in op_name.group(1) else "forward"
 
 
-def convolutions(hlo: str) -> list[Convolution]:
-    """Every convolution of an optimised CPU program, with where it runs."""
+def convolutions(hlo: str, ynnpack_convolutions_off: bool = False) -> list[Convolution]:
+    """Every convolution of an optimised CPU program, with where it runs; an Eigen convolution
+    that meets YNNPACK's conditions is reported as switched off where the program was compiled
+    with YNNPACK's convolutions off (`trainers.xla_options`)."""
     computations = parse_computations(hlo)
     shapes = {}
     for lines in computations.values():
@@ -167,7 +170,7 @@ def convolutions(hlo: str) -> list[Convolution]:
             else:
                 route = "Eigen"
             failed = [] if route == "YNNPACK" else refusals(lhs, rhs, out, dim_labels, window)
-            if route == "Eigen" and not failed:
+            if route == "Eigen" and not failed and ynnpack_convolutions_off:
                 failed = [SWITCHED_OFF]
             found.append(
                 Convolution(name, role, route, failed, lhs, rhs, out, dim_labels, window, gflops)
@@ -238,9 +241,16 @@ def main(argv: list[str] | None = None) -> dict:
     for name in names:
         jax_models.check_name(name)
     shape = DATASETS[args.dataset].image_shape
-    results = {"dataset": args.dataset, "batch_size": args.batch_size, "models": []}
+    options = xla_options.compiler_options("cpu")
+    switched_off = bool(options)
+    results = {
+        "dataset": args.dataset,
+        "batch_size": args.batch_size,
+        "compiler_options": options,
+        "models": [],
+    }
     for name in names:
-        found = convolutions(compiled_step_hlo(name, shape, args.batch_size))
+        found = convolutions(compiled_step_hlo(name, shape, args.batch_size), switched_off)
         results["models"].append(
             {"model": name, "routes": summary(found), "convolutions": [asdict(c) for c in found]}
         )

@@ -14,15 +14,20 @@ the median of the per-round ratios and XLA's memory for the step.
 
 import argparse
 
+import jax
+
 from benchmarks import conv_routing, step_variants
 from benchmarks.throughput import JaxSide, load_average
+from jax_models.errors import UserError
 from trainers import xla_options
 from trainers.errors import exit_on_user_error
 
 VARIANTS = {"ynnpack": lambda platform: {}, "eigen": xla_options.compiler_options}
 
 
-def variant(name: str, shape: tuple[int, int, int], batch_size: int, key: str):
+def variant(
+    name: str, shape: tuple[int, int, int], batch_size: int, key: str
+) -> tuple[JaxSide, int, list[str]]:
     """A JaxSide whose step compiles with `VARIANTS[key]`, its memory and its convolutions'
     routes."""
     side = JaxSide(
@@ -72,6 +77,11 @@ COLUMNS: list[step_variants.Column] = [
 def main(argv: list[str] | None = None) -> dict:
     description = __doc__.split("\n\n")[0]
     args = step_variants.parse_args(argv, description, models="resnet18", rounds=4)
+    if not xla_options.compiler_options(jax.default_backend()):
+        raise UserError(
+            "The project's steps compile with XLA's defaults here (not a CPU, or XLA_FLAGS sets "
+            f"--{xla_options.YNN_FUSION_FLAG}): nothing to compare."
+        )
     return step_variants.run(args, compare, COLUMNS)
 
 

@@ -4,7 +4,8 @@ Issue 19 measured far lower JAX/PyTorch ratios on a Zen 2 (AVX2 only) than this 
 tables from a Zen 4 with AVX-512. Every library here picks its kernels at run time from the
 CPU's flags, and each but one has a switch to pick as on a narrower CPU: XLA's code generation
 `--xla_cpu_max_isa`, PyTorch's ATen `ATEN_CPU_CAPABILITY`, oneDNN `ONEDNN_MAX_CPU_ISA`, MKL
-`MKL_ENABLE_INSTRUCTIONS`. YNNPACK, which runs most of XLA's convolutions, has none: it asks
+`MKL_ENABLE_INSTRUCTIONS`. YNNPACK, which runs XLA's dots (and, by XLA's default, most of its
+convolutions), has none: it asks
 cpuinfo once and keeps the answer in a function-local static of
 `ynn::get_supported_arch_flags()`. `YnnpackFlags.cap` writes the AVX2 set there, and marks it
 initialised, before YNNPACK first runs; the static is found through the symbol table of jaxlib's

@@ -177,8 +177,16 @@ def machine_lines(machine: dict) -> list[str]:
         f"{machine['python']}, JAX {machine['jax']} (jaxlib {machine['jaxlib']}), Flax "
         f"{machine['flax']}, optax {machine['optax']}, PyTorch {machine['torch']} "
         f"({machine['torch_threads']} threads); XLA_FLAGS `{machine['xla_flags'] or 'unset'}`"
-        f"{isa_caps(machine)}.",
+        f"{compiler_options(machine)}{isa_caps(machine)}.",
     ]
+
+
+def compiler_options(machine: dict) -> str:
+    """The XLA options the JAX step compiled with (`trainers.xla_options`), where it had any."""
+    options = machine.get("xla_compiler_options")
+    if not options:
+        return ""
+    return "; the JAX step compiled with " + ", ".join(f"`{k}={v}`" for k, v in options.items())
 
 
 def isa_caps(machine: dict) -> str:

@@ -178,6 +178,9 @@ def test_the_machine_record_names_the_vector_extensions(tmp_path):
     machine = throughput.machine(torch.device("cpu"))
     line = report.machine_lines(machine)[0]
     assert all(flag in line for flag in machine["cpu_vector_extensions"])
+    # The JAX step's compiler options on this CPU (trainers.xla_options), named in the line.
+    assert machine["xla_compiler_options"] == xla_options.compiler_options("cpu")
+    assert f"the JAX step compiled with `{xla_options.YNN_FUSION_FLAG}=" in line
     old_record = {k: v for k, v in machine.items() if not k.startswith("cpu_") or k == "cpu_count"}
     assert "vector extensions" not in report.machine_lines(old_record)[0]
 

@@ -7,8 +7,9 @@ a 16- or 32-pixel-wide map is a single task on a single core while the other idl
 in docs/performance.md, "The convolutions on one core": a 3x3 convolution 64 to 64 features at
 batch 128 runs at 1.0 core). Eigen's convolutions, which XLA uses for every convolution YNNPACK
 does not take, split over the output pixels and keep both cores busy. So on the CPU the
-study's steps are compiled with YNNPACK's convolutions switched off and its other fusions (dots
-and reductions, XLA's defaults) kept. Accelerators get no options.
+study's steps are compiled with YNNPACK's convolutions switched off, so that Eigen runs every
+convolution YNNPACK would have taken, and its other fusions (dots and reductions, XLA's
+defaults) kept. Accelerators get no options.
 """
 
 import functools
@@ -70,33 +71,40 @@ class CompiledForPlatform:
         """The Python function under the jit."""
         return self.jitted.fun
 
-    def trace(self, *args, **kwargs):
+    def trace(self, *args, **kwargs) -> Any:
+        """The `nnx.jit` function's trace for these arguments (a flax `SimpleTraced`)."""
         return self.jitted.trace(*args, **kwargs)
 
-    def lower(self, *args, **kwargs):
-        return self.jitted.lower(*args, **kwargs)
-
     def executable(self, *args, **kwargs) -> Any:
-        """The compiled step a call with these arguments runs, compiled now if it is new to
-        this function; where the platform has no options, the `nnx.jit` function's program,
-        compiled apart from its own cache."""
+        """The compiled step a call with these arguments runs (a flax `SimpleCompiled`),
+        compiled now if it is new to this function; where the platform has no options, the
+        `nnx.jit` function's program, compiled apart from its own cache."""
         options = self.options(mesh_platform(kwargs["mesh"]))
         if not options:
             return self.trace(*args, **kwargs).lower().compile()
-        static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
-        leaves, tree = jax.tree.flatten((args, self._dynamic(kwargs)))
-        key = (static, tree, tuple(_signature(leaf) for leaf in leaves))
-        if key not in self.executables:
-            self.executables[key] = self.trace(*args, **kwargs).lower().compile(options)
-        return self.executables[key]
+        return self._cached(options, args, kwargs, self._dynamic(kwargs))
+
+    def __call__(self, *args, **kwargs) -> Any:
+        options = self.options(mesh_platform(kwargs["mesh"]))
+        if not options:
+            return self.jitted(*args, **kwargs)
+        dynamic = self._dynamic(kwargs)
+        return self._cached(options, args, kwargs, dynamic)(*args, **dynamic)
 
     def _dynamic(self, kwargs: dict) -> dict:
         return {k: v for k, v in kwargs.items() if k not in self.static_argnames}
 
-    def __call__(self, *args, **kwargs):
-        if not self.options(mesh_platform(kwargs["mesh"])):
-            return self.jitted(*args, **kwargs)
-        return self.executable(*args, **kwargs)(*args, **self._dynamic(kwargs))
+    def _cached(self, options: dict[str, str], args: tuple, kwargs: dict, dynamic: dict) -> Any:
+        """The executable for this signature: static arguments (hashable, as `jax.jit` needs
+        them), the tree of the others and each array's type (weak type included) and sharding.
+        JAX's configuration (x64, default matmul precision) is not part of it: the study's
+        steps never change it between calls."""
+        static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        leaves, tree = jax.tree.flatten((args, dynamic))
+        key = (static, tree, tuple(_signature(leaf) for leaf in leaves))
+        if key not in self.executables:
+            self.executables[key] = self.trace(*args, **kwargs).lower().compile(options)
+        return self.executables[key]
 
 
 def jit(
