@@ -19,8 +19,8 @@ NATIVE_FORMS_PLATFORM = "cuda"
 def native_forms_flops(traced: jax.stages.Traced) -> float:
     """XLA's FLOP count of a traced program lowered with the native forms. On the CPU,
     `jax_models.cpu_forms` computes the same convolutions with other counts (a banded matmul
-    multiplies zeros), and a GPU's compiled program leaves cuDNN's convolutions out: the count of the
-    native program is the model's, wherever it runs."""
+    multiplies zeros), and a GPU's compiled program leaves cuDNN's convolutions out: the count
+    of the native program is the model's, wherever it runs."""
     cost = traced.lower(lowering_platforms=(NATIVE_FORMS_PLATFORM,)).cost_analysis()
     if isinstance(cost, list):  # older jax returned one dict per device
         cost = cost[0]
