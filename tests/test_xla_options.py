@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 import jax_models
-from benchmarks import conv_routing
+from benchmarks import conv_routing, step_variants
 from trainers import train as train_lib
 from trainers import xla_options
 from trainers.metrics import TrainMetrics
@@ -61,16 +61,6 @@ class Run:
         return [np.asarray(x) for x in jax.tree.leaves(nnx.state(self.model, nnx.Param))]
 
 
-def fresh_step(options) -> xla_options.CompiledForPlatform:
-    return xla_options.jit(
-        train_lib.train_step.fun,
-        static_argnames=train_lib.TRAIN_STEP_STATIC,
-        donate_argnames=train_lib.TRAIN_STEP_DONATED,
-        options=options,
-        graph=False,
-    )
-
-
 def routes(train_step, run: Run) -> set[str]:
     metrics = train_lib.replicate(TrainMetrics.empty(), run.mesh)
     executable = train_step.executable(
@@ -81,7 +71,7 @@ def routes(train_step, run: Run) -> set[str]:
 
 def test_the_cpu_step_runs_its_convolutions_in_eigen_where_xla_would_use_ynnpack():
     run = Run()
-    assert "YNNPACK" in routes(fresh_step(lambda platform: {}), run)
+    assert "YNNPACK" in routes(step_variants.jitted_step(options=lambda platform: {}), run)
     ours = routes(train_lib.train_step, run)
     assert "Eigen" in ours and "YNNPACK" not in ours
 
@@ -96,8 +86,8 @@ XLA_DEFAULT = {
 
 def test_one_executable_per_signature_and_the_modules_updated_as_by_nnx_jit():
     compiled, plain = Run(), Run()
-    step = fresh_step(lambda platform: XLA_DEFAULT)
-    without = fresh_step(lambda platform: {})
+    step = step_variants.jitted_step(options=lambda platform: XLA_DEFAULT)
+    without = step_variants.jitted_step(options=lambda platform: {})
     for start in (0, BATCH):  # the same signature twice
         ours, theirs = compiled.step(step, start), plain.step(without, start)
     assert len(step.executables) == 1 and not without.executables
@@ -113,5 +103,5 @@ def test_one_executable_per_signature_and_the_modules_updated_as_by_nnx_jit():
 def test_eigen_convolutions_train_as_ynnpacks_to_float_rounding():
     eigen, ynnpack = Run(), Run()
     ours = eigen.step(train_lib.train_step)
-    theirs = ynnpack.step(fresh_step(lambda platform: {}))
+    theirs = ynnpack.step(step_variants.jitted_step(options=lambda platform: {}))
     assert float(ours.compute()["loss"]) == pytest.approx(float(theirs.compute()["loss"]), rel=1e-5)
