@@ -49,6 +49,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import flax
 import jax
@@ -331,15 +332,16 @@ class JaxSide:
         """The step traced for this model, data and batch, not yet lowered."""
         return self.train_step.trace(*self._args(), **self._static())
 
-    def compiled(self):
-        """The step as its calls run it, compiled with the platform's options."""
-        return self.train_step.executable(*self._args(), **self._static())
+    def compiled(self, traced: Any = None) -> Any:
+        """The step as its calls run it, compiled with the platform's options (from `traced`,
+        this side's `trace`, where given)."""
+        return self.train_step.executable(*self._args(), traced=traced, **self._static())
 
     def compile(self) -> dict:
         """Compiles the step (the calls that follow reuse it) and reads XLA's analyses."""
         start = time.perf_counter()
         traced = self.trace()
-        compiled = self.compiled()
+        compiled = self.compiled(traced)
         compile_s = time.perf_counter() - start
         self.executable = compiled  # its optimised HLO, for the diagnostics that read it
         flops = native_forms_flops(traced)  # the same trace, lowered for the native forms

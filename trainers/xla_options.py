@@ -75,14 +75,16 @@ class CompiledForPlatform:
         """The `nnx.jit` function's trace for these arguments (a flax `SimpleTraced`)."""
         return self.jitted.trace(*args, **kwargs)
 
-    def executable(self, *args, **kwargs) -> Any:
+    def executable(self, *args, traced: Any = None, **kwargs) -> Any:
         """The compiled step a call with these arguments runs (a flax `SimpleCompiled`),
         compiled now if it is new to this function; where the platform has no options, the
-        `nnx.jit` function's program, compiled apart from its own cache."""
+        `nnx.jit` function's program, compiled apart from its own cache. `traced`, this
+        function's `trace` of the same arguments where the caller has one, is not traced
+        again."""
         options = self.options(mesh_platform(kwargs["mesh"]))
         if not options:
-            return self.trace(*args, **kwargs).lower().compile()
-        return self._cached(options, args, kwargs, self._dynamic(kwargs))
+            return (traced or self.trace(*args, **kwargs)).lower().compile()
+        return self._cached(options, args, kwargs, self._dynamic(kwargs), traced)
 
     def __call__(self, *args, **kwargs) -> Any:
         options = self.options(mesh_platform(kwargs["mesh"]))
@@ -94,7 +96,9 @@ class CompiledForPlatform:
     def _dynamic(self, kwargs: dict) -> dict:
         return {k: v for k, v in kwargs.items() if k not in self.static_argnames}
 
-    def _cached(self, options: dict[str, str], args: tuple, kwargs: dict, dynamic: dict) -> Any:
+    def _cached(
+        self, options: dict[str, str], args: tuple, kwargs: dict, dynamic: dict, traced: Any = None
+    ) -> Any:
         """The executable for this signature: static arguments (hashable, as `jax.jit` needs
         them), the tree of the others and each array's type (weak type included) and sharding.
         JAX's configuration (x64, default matmul precision) is not part of it: the study's
@@ -103,7 +107,8 @@ class CompiledForPlatform:
         leaves, tree = jax.tree.flatten((args, dynamic))
         key = (static, tree, tuple(_signature(leaf) for leaf in leaves))
         if key not in self.executables:
-            self.executables[key] = self.trace(*args, **kwargs).lower().compile(options)
+            traced = traced or self.trace(*args, **kwargs)
+            self.executables[key] = traced.lower().compile(options)
         return self.executables[key]
 
 
