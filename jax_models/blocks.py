@@ -82,7 +82,12 @@ def conv(
 
 class SeparableConv(nnx.Module):
     """Depthwise-separable convolution (Chollet, 2017): a per-channel k x k convolution, then a
-    1x1 pointwise convolution, with no nonlinearity in between (the paper found that best)."""
+    1x1 pointwise convolution, with no nonlinearity in between (the paper found that best).
+
+    The pointwise convolution is native on every platform: on the CPU, where Eigen runs it
+    (`trainers.xla_options`), Xception's step is a fifth faster with it than with the 1x1
+    matmul of `cpu_forms.tap_sum_conv` (docs/performance.md), which GoogLeNet's 1x1
+    convolutions keep."""
 
     def __init__(
         self, in_features: int, out_features: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs
@@ -99,13 +104,7 @@ class SeparableConv(nnx.Module):
             rngs=rngs,
         )
         self.pointwise = nnx.Conv(
-            in_features,
-            out_features,
-            (1, 1),
-            use_bias=False,
-            kernel_init=he_normal,
-            conv_general_dilated=conv,
-            rngs=rngs,
+            in_features, out_features, (1, 1), use_bias=False, kernel_init=he_normal, rngs=rngs
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
