@@ -54,6 +54,7 @@ SWITCHED_OFF = "YNNPACK's convolutions switched off (trainers.xla_options)"
 @dataclass
 class Convolution:
     name: str
+    lhs_name: str  # the instruction that computes its input
     role: str  # forward, input gradient, kernel gradient
     route: str  # one of ROUTES
     refusals: list[str]  # the YNNPACK conditions it fails
@@ -84,7 +85,7 @@ def _shape(text: str) -> list[int]:
     return [int(size) for size in text.split(",") if size]
 
 
-def _operands(args: str) -> list[str]:
+def operands(args: str) -> list[str]:
     """The operand names of an instruction's argument text `(%a, %b), attr=...`."""
     return re.findall(r"%([\w.\-]+)", args.split(")", 1)[0])
 
@@ -149,7 +150,7 @@ def convolutions(hlo: str, ynnpack_convolutions_off: bool = False) -> list[Convo
             if not match or match.group(4) != "convolution":
                 continue
             name, out = match.group(1), _shape(match.group(3))
-            lhs_name, rhs_name = _operands(match.group(5))[:2]
+            lhs_name, rhs_name = operands(match.group(5))[:2]
             lhs, rhs = shapes[lhs_name], shapes[rhs_name]
             dim_labels = re.search(r"dim_labels=([\w>-]+)", line).group(1)
             window = re.search(r"window=\{([^}]*)\}", line).group(1)
@@ -173,7 +174,9 @@ def convolutions(hlo: str, ynnpack_convolutions_off: bool = False) -> list[Convo
             if route == "Eigen" and not failed and ynnpack_convolutions_off:
                 failed = [SWITCHED_OFF]
             found.append(
-                Convolution(name, role, route, failed, lhs, rhs, out, dim_labels, window, gflops)
+                Convolution(
+                    name, lhs_name, role, route, failed, lhs, rhs, out, dim_labels, window, gflops
+                )
             )
     return found
 

@@ -110,6 +110,31 @@ def banded_matmul_conv(
     return out.reshape(batch, out_height, bands * BAND_COLUMNS, out_features)[:, :, :out_width]
 
 
+# `tap_sum_conv` passes native convolutions' inputs through `stored_once`
+# (`benchmarks.stored_inputs` times the step without it).
+STORE_NATIVE_INPUTS = True
+
+
+def stored_once(lhs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """`lhs` divided by a one that XLA cannot fold away (built from `rhs`), so that XLA:CPU
+    computes a native convolution's input once and stores it.
+
+    XLA:CPU feeds a convolution's kernel gradient through a transposed copy of its input, with
+    the batch axis innermost, and fuses the cheap elementwise chain that computes that input
+    (BatchNorm, residual sum, ReLU) into the copy: every element of the copy then re-reads each
+    input of the chain (up to ten in a ResNet block) with a stride of one image. A division is
+    an expensive operation to XLA, which does not duplicate one into a second consumer, so the
+    input is computed once (the forward convolution reads it anyway) and the copy reads that.
+    Dividing by one is exact: the values are bit for bit those of `lhs`, and so are the
+    gradients but for subnormal ones, which XLA's CPU kernels may flush to zero there as
+    elsewhere.
+    """
+    entry = lax.stop_gradient(rhs).reshape(-1)[0]
+    # True whatever the entry holds (a NaN is unequal to itself), yet no constant to XLA.
+    one = ((entry == entry) | (entry != entry)).astype(lhs.dtype)
+    return lhs / one
+
+
 def tap_sum_conv(
     lhs: jax.Array,
     rhs: jax.Array,
@@ -129,7 +154,8 @@ def tap_sum_conv(
       depthwise convolution, matmuls with it for a dense one).
 
     Each is the same convolution, so parameters and outputs do not change (up to float
-    rounding). Every other convolution is `lax.conv_general_dilated` itself.
+    rounding). Every other convolution is `lax.conv_general_dilated` itself, its input behind
+    `stored_once` (while `STORE_NATIVE_INPUTS`).
     """
     height, width, in_features = lhs.shape[1:]
     kernel_height, kernel_width, kernel_in_features, out_features = rhs.shape
@@ -151,7 +177,8 @@ def tap_sum_conv(
     dense_on_small_map = groups == 1 and (height < kernel_height or width < kernel_width)
     plain = padding == "SAME" and undilated_stride_1
     if not (plain and (depthwise or dense_on_small_map)):
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
+        conv_input = stored_once(lhs, rhs) if STORE_NATIVE_INPUTS else lhs
+        return lax.conv_general_dilated(conv_input, rhs, window_strides, padding, **kwargs)
     kernels = [rhs[i, j] for i in range(kernel_height) for j in range(kernel_width)]
     taps = list(zip(_shifted_views(lhs, kernel_height, kernel_width), kernels, strict=True))
     if depthwise:

@@ -57,21 +57,24 @@ POOLS = {
 # one more matmul (the band built from the rank-4 kernel) and more slices (its input field's
 # rows and columns). Counted again when Xception's 34 pointwise convolutions became native on
 # every platform (`blocks.SeparableConv`): 34 native convolutions more, 34 matmuls fewer.
+# Counted again when `cpu_forms.tap_sum_conv` put its native convolutions' inputs behind
+# `stored_once`: one slice more for each (the kernel entry its one is built from; Xception's
+# pointwise convolutions are not among them).
 CPU_FORWARD = {
-    "alexnet": (5, 0, 18),
-    "googlenet": (19, 36, 66),
-    "googlenet_s2": (17, 86, 172),
+    "alexnet": (5, 0, 23),
+    "googlenet": (19, 36, 85),
+    "googlenet_s2": (17, 86, 189),
     "lenet5": (0, 2, 29),
-    "resnet18": (17, 3, 3),
-    "resnet20": (18, 3, 12),
-    "resnet56": (54, 3, 12),
-    "se_resnet20": (18, 3, 12),
-    "senet18": (17, 3, 3),
-    "vgg11": (6, 18, 56),
-    "vgg11_bn": (6, 18, 56),
-    "vgg16": (10, 27, 74),
-    "vgg16_bn": (10, 27, 74),
-    "xception": (36, 4, 640),
+    "resnet18": (17, 3, 20),
+    "resnet20": (18, 3, 30),
+    "resnet56": (54, 3, 66),
+    "se_resnet20": (18, 3, 30),
+    "senet18": (17, 3, 20),
+    "vgg11": (6, 18, 62),
+    "vgg11_bn": (6, 18, 62),
+    "vgg16": (10, 27, 84),
+    "vgg16_bn": (10, 27, 84),
+    "xception": (36, 4, 642),
 }
 
 
@@ -85,7 +88,8 @@ class Forms:
     convolutions: int
     grouped_convolutions: int  # feature_group_count > 1: native depthwise convolutions
     feature_map_matmuls: int  # dot_general on a rank-4 operand: 1x1 convolutions, tap sums
-    slices: int  # shrinking slices: shifted views of tap sums and pools, strided 1x1 inputs
+    slices: int  # shrinking slices: shifted views of tap sums and pools, strided 1x1 inputs,
+    # the kernel entry of `stored_once`
     reduce_windows: int  # native pooling
     select_and_scatters: int  # native pooling's gradient
 

@@ -18,6 +18,7 @@ from benchmarks import (
     epoch_time,
     jit_modes,
     report,
+    stored_inputs,
     throughput,
     torch_models,
 )
@@ -214,6 +215,26 @@ def test_banded_conv_cli_times_xla_against_the_banded_matmuls(tmp_path, capsys):
     assert table[0].startswith("| model | dataset | Eigen convolutions, XLA / banded |")
     assert table[1] == "|---|---|" + "---:|" * 7
     assert table[2].startswith(f"| lenet5 | mnist | 5 / 0 | {row['xla_ms_per_step']} |")
+
+
+def test_stored_inputs_cli_times_fused_against_stored_convolution_inputs(tmp_path, capsys):
+    out = tmp_path / "stored.json"
+    stored_inputs.main(
+        ["--models", "resnet20", "--dataset", "mnist", "--batch-size", "2", "--rounds", "2"]
+        + ["--round-seconds", "0", "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())["models"]
+    # ResNet-20's 18 native convolutions (its stem is a banded matmul): stored, each kernel
+    # gradient's input copy reads one array; fused, the copies recompute BatchNorm, ReLU and
+    # the residual sums from their inputs.
+    assert row["kernel_gradients"] == row["stored_input_reads"] == 18
+    assert row["fused_input_reads"] > 2 * 18
+    assert row["fused_ms_per_step"] > 0 and row["stored_ms_per_step"] > 0
+    assert len(row["fused_over_stored_per_round"]) == 2
+    assert stored_inputs.cpu_forms.STORE_NATIVE_INPUTS
+    table = capsys.readouterr().out.splitlines()[-3:]
+    assert table[0].startswith("| model | dataset | kernel gradients |")
+    assert table[2].startswith(f"| resnet20 | mnist | 18 | {row['fused_input_reads']} / 18 |")
 
 
 # A hand-written optimised CPU program with one convolution on each route.

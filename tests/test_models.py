@@ -8,6 +8,7 @@ train side of the train/eval comparison.
 """
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ from jax_models import MODELS, complexity, count_params, cpu_forms, create
 from jax_models.cpu_forms import shifted_view_max_pool, tap_sum_conv
 from jax_models.errors import UserError
 from scripts.model_table import family_text, model_families
+from trainers import xla_options
 
 NUM_CLASSES = 10
 SHAPES = ((28, 28, 1), (32, 32, 3))
@@ -221,6 +223,46 @@ def test_one_more_feature_keeps_the_native_convolution(in_features, out_features
     )
     jaxpr = jax.make_jaxpr(conv)(x, k)
     assert "conv_general_dilated[" in str(jaxpr)
+
+
+def test_stored_once_is_its_input_bit_for_bit():
+    # Signed zeros, infinities, NaN and a subnormal survive, whatever the kernel holds; in the
+    # gradient XLA may flush the subnormal to zero.
+    x = jnp.array([1.5, -0.0, jnp.inf, -jnp.inf, jnp.nan, 3e-39, -2.0, 1 / 3])
+    cotangent = x[::-1]
+    normal = np.abs(np.asarray(cotangent)) != 3e-39
+    for kernel_entry in (0.0, 1.0, jnp.nan, jnp.inf):
+        kernel = jnp.full((3, 3, 1, 1), kernel_entry)
+        stored, vjp = jax.vjp(jax.jit(cpu_forms.stored_once), x, kernel)
+        x_grad, kernel_grad = (np.asarray(grad) for grad in vjp(cotangent))
+        assert np.asarray(stored).tobytes() == np.asarray(x).tobytes()
+        assert x_grad[normal].tobytes() == np.asarray(cotangent)[normal].tobytes()
+        assert x_grad[~normal] in (0, 3e-39)
+        assert not kernel_grad.any()
+
+
+def test_the_kernel_gradient_of_a_native_convolution_reads_its_stored_input():
+    # XLA:CPU feeds the kernel gradient a copy of the input with the batch axis innermost
+    # (features, rows, columns, batch). Left to itself it fuses the elementwise chain that
+    # computes the input (here a BatchNorm-like scale and shift, a residual sum and a ReLU)
+    # into that copy, which then reads x, r, a and b element by element; `stored_once` makes
+    # the copy read the one stored input the forward convolution reads.
+    keys = jax.random.split(jax.random.key(0), 5)
+    x, residual = (jax.random.normal(key, (2, 6, 6, 8)) for key in keys[:2])
+    scale, shift = (jax.random.normal(key, (8,)) for key in keys[2:4])
+    kernel = jax.random.normal(keys[4], (3, 3, 8, 8))
+
+    def loss(kernel, x, residual, scale, shift):
+        h = jax.nn.relu(x * scale + shift + residual)
+        options = {"dimension_numbers": ("NHWC", "HWIO", "NHWC")}
+        return jnp.sum(jnp.sin(tap_sum_conv(h, kernel, (1, 1), "SAME", **options)))
+
+    program = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(kernel, x, residual, scale, shift)
+    text = program.compile(xla_options.CPU_COMPILER_OPTIONS).as_text()
+    entry = text[text.index("\nENTRY") :]
+    forward_input = re.search(r"convolution\((%[\w.-]+), %kernel", entry).group(1)
+    batch_innermost_copies = re.findall(r"= f32\[8,6,6,2\]\{[^}]*\} fusion\(([^)]*)\)", entry)
+    assert batch_innermost_copies == [forward_input]
 
 
 def test_complexity_counts_the_model_not_the_cpu_forms():
