@@ -1,10 +1,11 @@
 """Forms of convolution and max-pooling that XLA's CPU backend runs faster than its native ones.
 
 XLA:CPU differentiates `reduce_window` max-pooling through a slow `select_and_scatter`, feeds the
-kernel gradient of a 1x1 convolution through transposed copies of both operands, and runs depthwise
-convolutions and convolutions on maps smaller than their kernel in a slow generic loop. The
-functions here compute the same values (and gradients, up to float rounding) from slices,
-matmuls and elementwise maxima, sums and products instead. They pay for it in activation
+kernel gradient of a 1x1 convolution through transposed copies of both operands, runs depthwise
+convolutions and convolutions on maps smaller than their kernel in a slow generic loop, and
+recomputes a convolution's input inside the copy its kernel gradient reads. The functions here
+compute the same values (and gradients, up to float rounding) from slices, matmuls and
+elementwise maxima, sums and products instead, and store native convolutions' inputs once. They pay for it in activation
 memory (every shifted view is kept for the backward pass) and would only slow down a GPU or
 TPU, whose native kernels have no such gaps, so `jax_models.blocks` selects them through
 `lax.platform_dependent` only where a program is lowered for the CPU. The measurements behind
