@@ -5,11 +5,11 @@ kernel gradient of a 1x1 convolution through transposed copies of both operands,
 convolutions and convolutions on maps smaller than their kernel in a slow generic loop, and
 recomputes a convolution's input inside the copy its kernel gradient reads. The functions here
 compute the same values (and gradients, up to float rounding) from slices, matmuls and
-elementwise maxima, sums and products instead, and store native convolutions' inputs once. They pay for it in activation
-memory (every shifted view is kept for the backward pass) and would only slow down a GPU or
-TPU, whose native kernels have no such gaps, so `jax_models.blocks` selects them through
-`lax.platform_dependent` only where a program is lowered for the CPU. The measurements behind
-each form are in docs/performance.md.
+elementwise maxima, sums and products instead, and store native convolutions' inputs once.
+They pay for it in activation memory (every shifted view is kept for the backward pass) and
+would only slow down a GPU or TPU, whose native kernels have no such gaps, so
+`jax_models.blocks` selects them through `lax.platform_dependent` only where a program is
+lowered for the CPU. The measurements behind each form are in docs/performance.md.
 """
 
 import functools
