@@ -245,8 +245,8 @@ def test_the_kernel_gradient_of_a_native_convolution_reads_its_stored_input():
     # XLA:CPU feeds the kernel gradient a copy of the input with the batch axis innermost
     # (features, rows, columns, batch). Left to itself it fuses the elementwise chain that
     # computes the input (here a BatchNorm-like scale and shift, a residual sum and a ReLU)
-    # into that copy, which then reads x, r, a and b element by element; `stored_once` makes
-    # the copy read the one stored input the forward convolution reads.
+    # into that copy, which then reads x, residual, scale and shift element by element;
+    # `stored_once` makes the copy read the one stored input the forward convolution reads.
     keys = jax.random.split(jax.random.key(0), 5)
     x, residual = (jax.random.normal(key, (2, 6, 6, 8)) for key in keys[:2])
     scale, shift = (jax.random.normal(key, (8,)) for key in keys[2:4])
