@@ -81,6 +81,18 @@ def parse_computations(hlo: str) -> dict[str, list[str]]:
     return computations
 
 
+def instructions(computations: dict[str, list[str]]) -> dict[str, re.Match]:
+    """Every instruction of `parse_computations`' result by name, as `INSTRUCTION` matched it
+    (groups: name, element type, shape, opcode, operands and attributes)."""
+    found = {}
+    for lines in computations.values():
+        for line in lines:
+            match = INSTRUCTION.match(line)
+            if match:
+                found[match.group(1)] = match
+    return found
+
+
 def _shape(text: str) -> list[int]:
     return [int(size) for size in text.split(",") if size]
 
@@ -131,12 +143,7 @@ def convolutions(hlo: str, ynnpack_convolutions_off: bool = False) -> list[Convo
     that meets YNNPACK's conditions is reported as switched off where the program was compiled
     with YNNPACK's convolutions off (`trainers.xla_options`)."""
     computations = parse_computations(hlo)
-    shapes = {}
-    for lines in computations.values():
-        for line in lines:
-            match = INSTRUCTION.match(line)
-            if match:
-                shapes[match.group(1)] = _shape(match.group(3))
+    shapes = {name: _shape(match.group(3)) for name, match in instructions(computations).items()}
     ynn_bodies, fused_bodies = set(), set()
     for lines in computations.values():
         for line in lines:

@@ -26,12 +26,7 @@ from trainers.errors import exit_on_user_error
 def kernel_gradient_input_reads(hlo: str) -> tuple[int, int]:
     """The kernel-gradient convolutions of an optimised CPU program, and how many arrays the
     instructions computing their inputs read between them (a stored input: one each)."""
-    producers = {}
-    for lines in conv_routing.parse_computations(hlo).values():
-        for line in lines:
-            match = conv_routing.INSTRUCTION.match(line)
-            if match:
-                producers[match.group(1)] = match
+    producers = conv_routing.instructions(conv_routing.parse_computations(hlo))
     found = [c for c in conv_routing.convolutions(hlo) if c.role == "kernel gradient"]
     reads = 0
     for conv in found:
