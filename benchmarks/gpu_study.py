@@ -336,7 +336,9 @@ def run(args: argparse.Namespace, extra: list[str], argv: list[str]) -> int:
         expected = estimate_s(history, model)
         if left < 1 or (expected is not None and expected > left):
             expected_text = f"{expected:.0f} s expected" if expected is not None else ""
-            record["status"] = f"not started: {expected_text or 'no time'}, {left:.0f} s left"
+            record["status"] = (
+                f"not started: {expected_text or 'no time'}, {max(left, 0):.0f} s left"
+            )
             session["pairs"].append(record)
             continue
         command = [*base, f"--config.models={model}", f"--config.datasets={dataset}"]
